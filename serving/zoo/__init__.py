@@ -1,0 +1,155 @@
+"""The model zoo: the published MobileNet/VGG19 classifiers, synthetic fundus photos, training and export.
+
+Importing the package is cheap (numpy + Pillow): TensorFlow is imported only when a model is built, so the
+load lab can use :mod:`serving.zoo.synthetic` without it. :func:`build_model` is the Python face of
+``dr-serving model build``.
+
+The models are for serving and benchmarking only, NOT for diagnosis: their weights are random or trained for a
+few minutes on synthetic images.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from serving.metadata import ModelMetadata, WeightsInfo
+from serving.zoo.architectures import ARCHITECTURES, get_architecture
+from serving.zoo.synthetic import GENERATOR_VERSION
+
+__all__ = ["ARCHITECTURES", "build_model", "compatible_model", "describe_training", "planned_metadata"]
+
+#: Epochs of synthetic training when not given.
+DEFAULT_EPOCHS = 3
+#: Seed when not given.
+DEFAULT_SEED = 0
+
+
+def describe_training(train_synthetic: int, *, epochs: int, seed: int) -> str | None:
+    """The ``weights.trained_on`` text for a build; ``None`` for random initial weights."""
+    if not train_synthetic:
+        return None
+    return (
+        f"{train_synthetic} synthetic fundus images (serving.zoo.synthetic v{GENERATOR_VERSION}), "
+        f"{epochs} epoch(s), seed {seed}"
+    )
+
+
+def planned_metadata(
+    arch: str,
+    *,
+    train_synthetic: int = 0,
+    epochs: int = DEFAULT_EPOCHS,
+    seed: int = DEFAULT_SEED,
+    input_size: int = 224,
+) -> ModelMetadata:
+    """The metadata a build with these options writes (before creation time and accuracy are known)."""
+    info = get_architecture(arch)
+    base = ModelMetadata(name=arch, architecture=arch, scaling=info.scaling)
+    trained_on = describe_training(train_synthetic, epochs=epochs, seed=seed)
+    if trained_on is None:
+        weights = WeightsInfo(
+            source="random-init",
+            clinical_use=False,
+            notes="Random initial weights (weights=None): for serving and benchmarking only, "
+            "not for diagnosis.",
+        )
+    else:
+        weights = WeightsInfo(source="synthetic", trained_on=trained_on, clinical_use=False)
+    return replace(base, input=replace(base.input, height=input_size, width=input_size), weights=weights)
+
+
+def compatible_model(out_dir: str | os.PathLike[str], wanted: ModelMetadata) -> ModelMetadata | None:
+    """The metadata of the model in ``out_dir`` if it was built with the same options, else ``None``."""
+    directory = Path(out_dir)
+    if not (directory / "saved_model.pb").is_file() or not (directory / "variables").is_dir():
+        return None
+    try:
+        found = ModelMetadata.load(directory)
+    except ValueError:
+        return None
+    if found is None:
+        return None
+    same = (
+        found.architecture == wanted.architecture
+        and found.input == wanted.input
+        and found.output == wanted.output
+        and found.signature == wanted.signature
+        and found.scaling == wanted.scaling
+        and found.weights.source == wanted.weights.source
+        and found.weights.trained_on == wanted.weights.trained_on
+    )
+    return found if same else None
+
+
+def build_model(
+    arch: str,
+    out_dir: str | os.PathLike[str],
+    *,
+    train_synthetic: int = 0,
+    epochs: int = DEFAULT_EPOCHS,
+    seed: int = DEFAULT_SEED,
+    input_size: int = 224,
+    force: bool = False,
+    verbose: int = 0,
+) -> Path:
+    """Build ``arch`` (random weights, or trained on ``train_synthetic`` synthetic photos) into ``out_dir``.
+
+    An existing model built with the same options is reused unless ``force``. ``verbose`` 0 is silent,
+    1 shows progress bars, 2 one line per step.
+    """
+    wanted = planned_metadata(
+        arch, train_synthetic=train_synthetic, epochs=epochs, seed=seed, input_size=input_size
+    )
+    out = Path(out_dir)
+    if not force and compatible_model(out, wanted) is not None:
+        if verbose:
+            print(f">> reusing {arch} in {out} (same options; --force rebuilds it)", flush=True)
+        return out
+
+    import tensorflow as tf
+
+    from serving.zoo.architectures import build_keras_model
+    from serving.zoo.export import directory_size, export_savedmodel, verify_export
+    from serving.zoo.train import train_synthetic as train
+
+    started = time.perf_counter()
+    if verbose:
+        print(f">> building {arch} at {input_size}x{input_size}x3 (seed {seed})", flush=True)
+    model = build_keras_model(arch, input_size=input_size, seed=seed)
+    metadata = replace(wanted, parameters=int(model.count_params()))
+    if train_synthetic:
+        result = train(
+            model, metadata=wanted, images=train_synthetic, epochs=epochs, seed=seed, verbose=verbose
+        )
+        notes = (
+            f"Accuracy in inference mode: {result.train_accuracy:.3f} on {result.validation_images} "
+            f"training images, {result.validation_accuracy:.3f} on {result.validation_images} held-out "
+            "synthetic images "
+            "(chance 0.2). Learned synthetic lesions only: for serving and benchmarking, "
+            "not for diagnosis."
+        )
+        metadata = replace(metadata, weights=replace(metadata.weights, notes=notes))
+    metadata = replace(
+        metadata,
+        created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        tensorflow_version=tf.__version__,
+    )
+    export_savedmodel(model, out, metadata=metadata)
+    difference = verify_export(model, out, metadata=metadata, seed=seed)
+    if not difference < 1e-4:
+        raise RuntimeError(
+            f"Reloaded SavedModel in {str(out)!r} must reproduce the Keras outputs within 1e-4, "
+            f"got a difference of {difference!r}."
+        )
+    if verbose:
+        size_mb = directory_size(out) / 1e6
+        print(
+            f">> wrote {out} ({size_mb:.1f} MB, {metadata.parameters:,} parameters, "
+            f"{time.perf_counter() - started:.0f} s; reload check max |diff| {difference:.1e})",
+            flush=True,
+        )
+    return out

@@ -1,0 +1,228 @@
+"""Build the predictor images the offline way: start the Docker engine, make the base image and wheelhouse, build.
+
+    python docker/images.py engine                       # start dockerd unless an engine answers
+    python docker/images.py prepare                      # engine + debootstrap base image + host wheelhouse
+    python docker/images.py build --flavour lite [--model DIR] [--tag TAG] [--base IMG] [--no-wheelhouse]
+
+Used by make/image.mk and the image tests, so both build exactly the same way. Nothing is pulled from a registry
+when the base is the local ``dr-serving/base:bookworm``; wheels come from ``build/wheelhouse/linux-ARCH``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+REPOSITORY = "dr-serving/predictor"
+LOCAL_BASE = "dr-serving/base:bookworm"
+OFFICIAL_BASE = "python:3.11-slim-bookworm"
+FLAVOURS = ("full", "lite")
+BAKE_DIR = ROOT / "build" / "bake"
+DOCKERD_LOG = ROOT / "build" / "dockerd.log"
+# dockerd options to try in order: the defaults, then what works in a container-like sandbox.
+DOCKERD_ATTEMPTS: tuple[tuple[str, ...], ...] = (
+    (),
+    ("--iptables=false", "--bridge=none"),
+    ("--storage-driver=vfs", "--iptables=false", "--bridge=none"),
+)
+
+
+class ImageError(RuntimeError):
+    """A build step failed; the message says which and where its log is."""
+
+
+def version() -> str:
+    """The project version from pyproject.toml (the image tag's prefix)."""
+    import tomllib
+
+    return str(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"])
+
+
+def tag_for(flavour: str, *, model: str | None = None) -> str:
+    """``dr-serving/predictor:<version>-<flavour>``, with ``-<model>`` appended for a baked-in model."""
+    suffix = f"-{model}" if model else ""
+    return f"{REPOSITORY}:{version()}-{flavour}{suffix}"
+
+
+def host_arch() -> str:
+    """The host's architecture in Docker's words (``amd64`` / ``arm64``)."""
+    machine = platform.machine().lower()
+    return {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine, machine)
+
+
+def engine_running() -> bool:
+    """Whether a Docker engine answers ``docker info``."""
+    if shutil.which("docker") is None:
+        return False
+    try:
+        result = subprocess.run(["docker", "info"], capture_output=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        return False
+    return result.returncode == 0
+
+
+def start_engine(*, timeout: float = 60.0) -> str:
+    """Start ``dockerd`` unless an engine already answers; returns how (``"running"`` or the options used)."""
+    if engine_running():
+        return "running"
+    if shutil.which("docker") is None:
+        raise ImageError("The docker client is missing; install the Debian package docker.io (make system-deps).")
+    dockerd = shutil.which("dockerd") or next(
+        (p for p in ("/usr/sbin/dockerd", "/usr/bin/dockerd") if Path(p).exists()), None
+    )
+    if dockerd is None:
+        raise ImageError("No Docker engine answers and dockerd is missing; run: make system-deps")
+    if os.geteuid() != 0:
+        raise ImageError("No Docker engine answers and starting dockerd needs root; start it: sudo dockerd &")
+    DOCKERD_LOG.parent.mkdir(parents=True, exist_ok=True)
+    for options in DOCKERD_ATTEMPTS:
+        with DOCKERD_LOG.open("ab") as log:
+            log.write(f"\n=== {time.strftime('%F %T')} dockerd {' '.join(options)}\n".encode())
+            process = subprocess.Popen(
+                [dockerd, *options], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and process.poll() is None:
+            if engine_running():
+                (DOCKERD_LOG.parent / "dockerd.pid").write_text(f"{process.pid}\n")
+                return " ".join(options) or "defaults"
+            time.sleep(0.5)
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=30)
+    raise ImageError(f"dockerd did not start with any of {len(DOCKERD_ATTEMPTS)} option sets; see {DOCKERD_LOG}")
+
+
+def image_exists(image: str) -> bool:
+    """Whether the engine has ``image``."""
+    return subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode == 0
+
+
+def ensure_base_image(image: str = LOCAL_BASE) -> None:
+    """Build the debootstrap base image unless it exists (``docker/base-image.sh``)."""
+    if not image_exists(image):
+        _run(["bash", str(ROOT / "docker" / "base-image.sh"), image, host_arch()], "base image")
+
+
+def wheelhouse_dir(arch: str | None = None) -> Path:
+    """The host wheelhouse for ``arch`` (default: this machine's)."""
+    return ROOT / "build" / "wheelhouse" / f"linux-{arch or host_arch()}"
+
+
+def ensure_wheelhouse(arch: str | None = None) -> Path:
+    """Download the wheels of both flavours unless every pinned requirement already has one there."""
+    dest = wheelhouse_dir(arch)
+    stamp = dest / ".requirements"
+    wanted = "".join((ROOT / "docker" / f"requirements-{f}.txt").read_text() for f in FLAVOURS)
+    if stamp.is_file() and stamp.read_text() == wanted:
+        return dest
+    _run([sys.executable, str(ROOT / "docker" / "wheelhouse.py"), "--arch", arch or host_arch()], "wheelhouse")
+    stamp.write_text(wanted)
+    return dest
+
+
+def stage_model(model_dir: str | os.PathLike[str]) -> str:
+    """Copy a model directory into ``build/bake/<name>`` (world-readable) and return its context-relative path."""
+    source = Path(model_dir).resolve()
+    if not (source / "saved_model.pb").is_file() and not (source / "model.tflite").is_file():
+        raise ImageError(f"Expected a model directory (saved_model.pb or model.tflite) at {str(source)!r}.")
+    target = BAKE_DIR / source.name
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns(".*"))
+    # The image runs as uid 1000: every file must be readable by others, every folder searchable.
+    for path in [target, *target.rglob("*")]:
+        extra = stat.S_IROTH | stat.S_IRGRP | (stat.S_IXOTH | stat.S_IXGRP if path.is_dir() else 0)
+        path.chmod(path.stat().st_mode | extra)
+    return str(target.relative_to(ROOT))
+
+
+def build(
+    flavour: str,
+    *,
+    tag: str | None = None,
+    base: str = LOCAL_BASE,
+    wheelhouse: Path | None = None,
+    model: str | os.PathLike[str] | None = None,
+    quiet: bool = True,
+) -> str:
+    """``docker build`` one flavour from the repository's Dockerfile; returns the image tag."""
+    if flavour not in FLAVOURS:
+        raise ValueError(f"flavour must be one of {list(FLAVOURS)!r}, got {flavour!r}.")
+    model_arg = ""
+    if model is not None:
+        if flavour == "lite" and not (Path(model) / "model.tflite").is_file():
+            raise ImageError(
+                f"The lite image serves model.tflite, which {str(model)!r} lacks; run: dr-serving model convert {model}"
+            )
+        model_arg = stage_model(model)
+    tag = tag or tag_for(flavour, model=Path(model).name if model else None)
+    command = ["docker", "build", "--tag", tag, "--build-arg", f"BASE_IMAGE={base}"]
+    command += ["--build-arg", f"FLAVOUR={flavour}", "--build-arg", f"VERSION={version()}"]
+    if wheelhouse is not None:
+        command += ["--build-arg", f"WHEELHOUSE={wheelhouse.relative_to(ROOT)}"]
+    if model_arg:
+        command += ["--build-arg", f"MODEL={model_arg}"]
+    if quiet:
+        command.append("--quiet")
+    _run([*command, str(ROOT)], f"docker build ({flavour})")
+    return tag
+
+
+def _run(command: list[str], what: str) -> None:
+    log = ROOT / "build" / "logs" / (what.split()[0].replace("/", "_") + ".log")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as handle:
+        result = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT)
+    if result.returncode != 0:
+        tail = "\n".join(log.read_text().splitlines()[-15:])
+        raise ImageError(f"{what} failed (exit {result.returncode}); last lines of {log}:\n{tail}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line for make/image.mk."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("engine", help="start dockerd unless an engine answers")
+    sub.add_parser("prepare", help="engine, debootstrap base image and host wheelhouse")
+    build_parser = sub.add_parser("build", help="build one flavour")
+    build_parser.add_argument("--flavour", choices=FLAVOURS, required=True)
+    build_parser.add_argument("--tag", help="image tag (default dr-serving/predictor:VERSION-FLAVOUR[-MODEL])")
+    build_parser.add_argument("--base", default="", help=f"base image (default {LOCAL_BASE}, built if missing)")
+    build_parser.add_argument("--model", type=Path, help="model directory to bake in at /opt/dr-serving/model")
+    build_parser.add_argument("--no-wheelhouse", action="store_true", help="install from the package index")
+    args = parser.parse_args(argv)
+    try:
+        how = start_engine()
+        if args.command == "engine":
+            print(f">> docker engine: {how}")
+        elif args.command == "prepare":
+            ensure_base_image()
+            print(f">> base image {LOCAL_BASE}; wheelhouse {ensure_wheelhouse()}")
+        else:
+            base = args.base or LOCAL_BASE
+            if base == LOCAL_BASE:
+                ensure_base_image()
+            wheelhouse = None if args.no_wheelhouse else ensure_wheelhouse()
+            started = time.monotonic()
+            tag = build(args.flavour, tag=args.tag, base=base, wheelhouse=wheelhouse, model=args.model)
+            size = subprocess.run(
+                ["docker", "image", "inspect", "-f", "{{.Size}}", tag], capture_output=True, text=True
+            ).stdout.strip()
+            print(f">> {tag}: {int(size) / 1e6:.0f} MB on disk, built in {time.monotonic() - started:.0f} s")
+    except ImageError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,221 @@
+"""One campaign run: the run folder, the Locust environment with the lab's listeners, and the end-of-run
+outputs.
+
+Locust runs as a library (an ``Environment``, a local runner, a scheduled quit), as in locust's
+``examples/use_as_lib.py``. This module needs gevent's monkey-patching, which ``loadtest.run`` applies before
+anything else is imported; ``dr-serving lab run`` therefore executes campaigns in a child process.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import gevent
+from locust import LoadTestShape
+from locust.env import Environment
+from locust.event import Events
+from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING
+from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from loadtest.emulation import LocalFleet
+from loadtest.exporter import LabExporter
+from loadtest.images import ImageSource
+from loadtest.prometheus_local import LocalPrometheus, PrometheusError, query_quantiles
+from loadtest.recorder import RequestRecorder
+from loadtest.summary import group_stats, read_requests, step_stats, write_summary
+from loadtest.targets import Target
+from loadtest.users import TargetUser
+
+__all__ = ["Campaign", "make_run_dir"]
+
+console = Console(stderr=True)
+
+
+def make_run_dir(out: str | Path, scenario: str) -> Path:
+    """Create ``<out>/<UTC timestamp>-<scenario>/`` (a suffix keeps two runs in the same second apart)."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    base = Path(out) / f"{stamp}-{scenario}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    path.mkdir(parents=True)
+    return path
+
+
+@dataclass(kw_only=True)
+class Campaign:
+    """Everything one scenario run needs: targets, images, the run folder and the lab's listeners."""
+
+    scenario: str
+    targets: list[Target]
+    images: ImageSource
+    run_dir: Path
+    environment_label: str
+    protocol: str = "v1"
+    fleet: LocalFleet | None = None
+    prometheus: LocalPrometheus | None = None
+    prometheus_url: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+    quiet: bool = False
+
+    def __post_init__(self) -> None:
+        self.recorder = RequestRecorder(self.run_dir / "requests.csv")
+        self.exporter = LabExporter()
+        self.events = Events()
+        self.environment = Environment(events=self.events)
+        self.recorder.register(self.environment)
+        self.exporter.register(self.environment)
+        self.started = time.time()
+        self.finished: float | None = None
+
+    def say(self, message: str) -> None:
+        """Print one progress line (to stderr), unless quiet."""
+        if not self.quiet:
+            console.print(message, highlight=False)
+
+    def progress(self) -> Progress:
+        """A rich progress display for long steps (disabled when quiet)."""
+        return Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed:.0f}/{task.total:.0f}"),
+            TimeElapsedColumn(),
+            console=console,
+            disable=self.quiet,
+            transient=False,
+        )
+
+    def run_users(
+        self,
+        user_classes: list[type[TargetUser]],
+        *,
+        shape: LoadTestShape | None = None,
+        users: int | None = None,
+        expected_requests: int | None = None,
+        max_seconds: float,
+    ) -> float:
+        """Run Locust with ``user_classes`` until the shape ends, every user stopped, or ``max_seconds``; returns s."""
+        env = Environment(user_classes=user_classes, shape_class=shape, events=self.events, stop_timeout=60.0)
+        self.environment = env
+        runner = env.create_local_runner()
+        start = time.monotonic()
+        if shape is not None:
+            shape.runner = runner
+            runner.start_shape()
+            total = getattr(shape, "duration", max_seconds)
+            unit = "s"
+        else:
+            runner.start(users or len(user_classes), spawn_rate=max(1.0, float(users or len(user_classes))))
+            total = expected_requests or max_seconds
+            unit = "requests"
+        with self.progress() as progress:
+            task = progress.add_task(f"{self.scenario} ({unit})", total=total)
+            started_users = False
+            while time.monotonic() - start < max_seconds:
+                gevent.sleep(0.25)
+                if shape is not None:
+                    progress.update(task, completed=min(total, time.monotonic() - start))
+                else:
+                    progress.update(task, completed=min(total, self.recorder.rows))
+                if runner.state in (STATE_STOPPED, STATE_STOPPING, STATE_CLEANUP):
+                    break
+                started_users = started_users or runner.user_count > 0
+                if shape is None and started_users and runner.user_count == 0:
+                    break
+            else:
+                self.say(f"[yellow]Stopping: the campaign reached its limit of {max_seconds:.0f} s.")
+        runner.quit()
+        runner.greenlet.join(timeout=30)
+        self._write_locust_stats()
+        return time.monotonic() - start
+
+    def _write_locust_stats(self) -> None:
+        writer = StatsCSV(self.environment, PERCENTILES_TO_REPORT)
+
+        for suffix, method in (
+            ("stats", writer.requests_csv),
+            ("failures", writer.failures_csv),
+            ("exceptions", writer.exceptions_csv),
+        ):
+            with (self.run_dir / f"locust_{suffix}.csv").open("w", newline="", encoding="utf-8") as handle:
+                method(csv.writer(handle))
+
+    def query_prometheus(self) -> dict[str, Any] | None:
+        """Read per-(pool, model) quantiles back from Prometheus after its last scrape; ``None`` without one."""
+        url = self.prometheus.url if self.prometheus is not None else self.prometheus_url
+        if url is None:
+            return None
+        end = time.time()
+        result: dict[str, Any] = {"url": url, "local": self.prometheus is not None, "at": end}
+        try:
+            if self.prometheus is not None:
+                self.prometheus.wait_for_scrape(after=end)
+                window = None
+                result["method"] = "instant query over the campaign's cumulative buckets"
+            else:
+                window = end - self.started + 5
+                result["method"] = f"instant query of increase() over the campaign window ({window:.0f} s)"
+            matchers = f'scenario="{self.scenario}",outcome="success"'
+            result["request_seconds"] = query_quantiles(
+                url, metric="drlab_request_seconds", matchers=matchers, window_s=window, at=time.time()
+            )
+            result["server_prediction_seconds"] = query_quantiles(
+                url,
+                metric="drlab_server_prediction_seconds",
+                matchers=f'scenario="{self.scenario}"',
+                window_s=window,
+                at=time.time(),
+            )
+        except PrometheusError as exc:
+            result["error"] = str(exc)
+            self.say(f"[yellow]Prometheus: {exc}")
+        (self.run_dir / "prometheus.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        return result
+
+    def finish(self) -> dict[str, Any]:
+        """Query Prometheus, close the listeners and write ``summary.json``; returns the summary."""
+        prometheus = self.query_prometheus()
+        self.environment.events.quitting.fire(environment=self.environment, reverse=True)
+        self.finished = time.time()
+        rows = read_requests(self.run_dir / "requests.csv")
+        summary = {
+            "scenario": self.scenario,
+            "environment": self.environment_label,
+            "started": datetime.fromtimestamp(self.started, UTC).isoformat(timespec="seconds"),
+            "finished": datetime.fromtimestamp(self.finished, UTC).isoformat(timespec="seconds"),
+            "duration_s": round(self.finished - self.started, 3),
+            "protocol": self.protocol,
+            "images": self.images.description,
+            "settings": self.settings,
+            "targets": [t.to_dict() for t in self.targets],
+            "requests": len(rows),
+            "groups": group_stats(rows),
+            "steps": step_stats(rows) if self.scenario in {"ramp", "shape"} else [],
+            **self.extras,
+            "prometheus": prometheus,
+        }
+        write_summary(self.run_dir / "summary.json", summary)
+        return summary
+
+
+def timed(say: Callable[[str], None], label: str) -> Callable[[], float]:
+    """Start a stopwatch; calling the result prints ``label`` with the elapsed seconds and returns them."""
+    start = time.monotonic()
+
+    def stop() -> float:
+        seconds = time.monotonic() - start
+        say(f"{label} in {seconds:.1f} s")
+        return seconds
+
+    return stop

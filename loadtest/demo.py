@@ -1,0 +1,70 @@
+"""``dr-serving demo`` (``make run``): build or reuse the default model, serve it on 127.0.0.1, run the published
+warm-up (1 discarded + 25 requests) with synthetic fundus images, and print prediction time vs total latency."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from loadtest.cli import run_child
+
+__all__ = ["demo_table", "run_demo"]
+
+
+def demo_table(summary: dict) -> Table:
+    """The demo's table: server prediction time vs total latency (p50/p95) per target, warm requests only."""
+    table = Table(
+        title=f"Warm-up: server prediction time vs total latency (ms) — {summary['environment']}",
+        title_justify="left",
+    )
+    for name in ("target", "n", "prediction p50", "prediction p95", "total p50", "total p95", "prediction/total"):
+        table.add_column(name, justify="left" if name == "target" else "right")
+    for group in summary["groups"]:
+        if group["phase"] != "warm":
+            continue
+        pred, total = group["server_prediction_ms"], group["client_ms"]
+        share = f"{pred['p50'] / total['p50']:.2f}" if pred["p50"] and total["p50"] else "–"
+        table.add_row(
+            group["target"],
+            str(group["requests"]),
+            *(f"{v:.1f}" if v is not None else "–" for v in (pred["p50"], pred["p95"], total["p50"], total["p95"])),
+            share,
+        )
+    return table
+
+
+def run_demo(options: argparse.Namespace) -> int:
+    """Run the demo end to end; returns the exit code."""
+    console = Console()
+    model_dir = Path(options.model_dir)
+    console.print(f">> model: building or reusing mobilenet in {model_dir} (synthetic training: "
+                  f"{options.train_synthetic} images)", highlight=False)
+    from serving.zoo import build_model
+
+    build_model(
+        "mobilenet",
+        model_dir,
+        train_synthetic=options.train_synthetic,
+        epochs=options.epochs,
+        seed=options.seed,
+        verbose=1,
+    )
+    from loadtest.emulation import DEFAULT_POOLS
+
+    spec = argparse.Namespace(
+        scenario="warm-up", targets=None, local=True, url=None, model_dir=[f"mobilenet={model_dir}"],
+        pools=[next(iter(DEFAULT_POOLS))], model="mobilenet", protocol="v1", images=None, image_count=10,
+        image_size=512, seed=options.seed, out=options.out, prometheus=options.prometheus, prometheus_url=None, report=True,
+        quiet=False, print_report=False, requests=options.requests, interval=options.interval, discard=1,
+    )  # fmt: skip
+    console.print(f">> warm-up: 1 discarded + {options.requests} requests, {options.interval:g} s apart "
+                  "(published: 25 at 5 s)", highlight=False)
+    run_dir = run_child(spec)
+    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    console.print(demo_table(summary))
+    console.print(f"Run folder: {run_dir}  (report: {run_dir / 'report.html'})", highlight=False)
+    return 0

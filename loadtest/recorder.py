@@ -1,0 +1,178 @@
+"""A Locust listener that writes one CSV row per request: ``requests.csv`` in the run folder.
+
+Columns, in order (times in milliseconds unless said otherwise; empty when unknown):
+
+``timestamp``
+    Unix time in seconds (float, 6 decimals) at which the request was sent.
+``scenario``
+    The scenario that sent it (``warm-up``, ``cold-start``, ``ramp``, ``shape``, ``locustfile``).
+``target``
+    The target's name, ``model@pool/mode`` (see ``loadtest/targets.py``).
+``model``, ``pool``, ``arch``, ``instance_type``, ``mode``
+    The target's labels; a label the target file leaves ``unknown`` is taken from the answer's ``X-DR-*``
+    header.
+``node``
+    The node that answered (``X-DR-Node``; empty locally).
+``protocol``
+    ``v1`` (raw image bytes) or ``v2`` (BYTES input), or ``cold`` for a cold-start request timed as a whole.
+``phase``
+    ``warm``, ``cold`` (first request after the target was at zero) or ``discarded`` (a warm-up request kept
+    out of every statistic).
+``users``
+    Number of Locust users running when the request was sent (``1`` for sequential scenarios).
+``status``
+    HTTP status code (int); ``0`` when no answer arrived (connection error, timeout).
+``client_ms``
+    Client-side latency: from sending the request to the end of the answer, as Locust measures it.
+``server_prediction_ms``
+    The backend call inside the server (``X-DR-Prediction-Ms``).
+``server_ms``
+    Time from request arrival to answer inside the server (``X-DR-Server-Ms``).
+``bytes``
+    Size of the answer body in bytes (int).
+``error``
+    Empty for a success, else one sentence on what went wrong.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from loadtest.protocols import read_answer
+
+if TYPE_CHECKING:
+    from locust.env import Environment
+
+__all__ = ["COLUMNS", "PHASES", "RequestRecorder", "request_row"]
+
+COLUMNS = (
+    "timestamp",
+    "scenario",
+    "target",
+    "model",
+    "pool",
+    "arch",
+    "instance_type",
+    "mode",
+    "node",
+    "protocol",
+    "phase",
+    "users",
+    "status",
+    "client_ms",
+    "server_prediction_ms",
+    "server_ms",
+    "bytes",
+    "error",
+)
+PHASES = ("warm", "cold", "discarded")
+_LABELS = ("model", "pool", "arch", "instance_type", "mode", "node")
+
+
+def _status(response: Any) -> int:
+    try:
+        return int(response.status_code)
+    except (AttributeError, TypeError, ValueError):
+        return 0
+
+
+def request_row(
+    *,
+    response_time: float | None,
+    response_length: int | None,
+    response: Any = None,
+    context: dict[str, Any] | None = None,
+    exception: BaseException | None = None,
+    start_time: float | None = None,
+) -> dict[str, Any]:
+    """One CSV row (as a mapping of ``COLUMNS``) from the arguments of a Locust ``request`` event."""
+    context = dict(context or {})
+    answer = read_answer(response)
+    header_labels = dict(answer.labels or {})
+    row: dict[str, Any] = {column: "" for column in COLUMNS}
+    row["timestamp"] = round(start_time if start_time is not None else time.time(), 6)
+    for key in ("scenario", "target", "protocol"):
+        row[key] = context.get(key, "")
+    for key in _LABELS:
+        value = context.get(key) or "unknown"
+        if value == "unknown" and header_labels.get(key):
+            value = header_labels[key]
+        row[key] = "" if (key == "node" and value == "unknown") else value
+    phase = context.get("phase", "warm")
+    if phase not in PHASES:
+        raise ValueError(f"Request phase must be one of {PHASES!r}, got {phase!r}.")
+    row["phase"] = phase
+    row["users"] = int(context.get("users", 1) or 1)
+    row["status"] = _status(response)
+    row["client_ms"] = round(float(response_time), 3) if response_time is not None else ""
+    row["server_prediction_ms"] = round(answer.prediction_ms, 3) if answer.prediction_ms is not None else ""
+    row["server_ms"] = round(answer.server_ms, 3) if answer.server_ms is not None else ""
+    row["bytes"] = int(response_length or 0)
+    if exception is not None:
+        row["error"] = " ".join(str(exception).split()) or type(exception).__name__
+    elif response is not None and not answer.ok:
+        row["error"] = answer.problem
+    return row
+
+
+class RequestRecorder:
+    """Listens to Locust's ``request`` event and appends one row per request to a CSV file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.rows = 0
+        self._file: io.TextIOWrapper | None = None
+        self._writer: csv.DictWriter | None = None
+
+    def register(self, environment: Environment) -> None:
+        """Open the CSV (header row first) and attach to ``environment``'s ``request`` and ``quitting`` events."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = self.path.open("w", newline="", encoding="utf-8")
+        self._writer = csv.DictWriter(self._file, fieldnames=COLUMNS)
+        self._writer.writeheader()
+        self._file.flush()
+        environment.events.request.add_listener(self._on_request)
+        environment.events.quitting.add_listener(self._on_quitting)
+
+    def close(self) -> None:
+        """Flush and close the file; safe to call twice."""
+        if self._file is not None and not self._file.closed:
+            self._file.close()
+        self._file = None
+        self._writer = None
+
+    def _on_request(
+        self,
+        *,
+        response_time: float | None = None,
+        response_length: int | None = 0,
+        response: Any = None,
+        context: dict[str, Any] | None = None,
+        exception: BaseException | None = None,
+        start_time: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if self._writer is None or self._file is None:
+            return
+        self._writer.writerow(
+            request_row(
+                response_time=response_time,
+                response_length=response_length,
+                response=response,
+                context=context,
+                exception=exception,
+                start_time=start_time,
+            )
+        )
+        self._file.flush()
+        self.rows += 1
+
+    def _on_quitting(self, **kwargs: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"RequestRecorder({str(self.path)!r}, rows={self.rows})"

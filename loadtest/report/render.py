@@ -1,0 +1,118 @@
+"""Render the report: Markdown (plots linked), self-contained HTML (plots embedded as base64) and a rich table."""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+import jinja2
+from rich.console import Console
+from rich.table import Table as RichTable
+
+from loadtest.report.tables import RunData, Table
+
+__all__ = ["print_tables", "render_html", "render_markdown"]
+
+_CAPTIONS = {
+    "latency_boxplot": "Prediction time and total latency per pool and model (warm requests)",
+    "prediction_vs_total": "Median prediction time vs median total latency (whiskers: p95)",
+    "warm_vs_cold": "Warm vs cold requests",
+    "load_steps": "Latency and throughput by number of users",
+    "timeline": "Every request over time",
+}
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _header(run: RunData) -> list[str]:
+    s = run.summary
+    return [
+        f"- **environment**: {s.get('environment')}",
+        f"- **scenario**: {s.get('scenario')} · protocol {s.get('protocol')} · {s.get('requests')} requests · "
+        f"{s.get('duration_s')} s · started {s.get('started')}",
+        f"- **images**: {s.get('images')}",
+        f"- **settings**: {s.get('settings')}",
+        f"- **targets**: {', '.join(t.get('model', '') + '@' + t.get('pool', '') for t in s.get('targets', []))}",
+    ]
+
+
+def render_markdown(run: RunData, tables: list[Table], plots: dict[str, Path]) -> str:
+    """The Markdown report; plots are linked relative to the run folder."""
+    lines = [f"# Load-lab report: {run.summary.get('scenario')} ({run.run_dir.name})", "", *_header(run), ""]
+    for table in tables:
+        lines += [
+            f"## {table.title}",
+            "",
+            "| " + " | ".join(map(_md_cell, table.header)) + " |",
+            "|" + "---|" * len(table.header),
+        ]
+        lines += ["| " + " | ".join(map(_md_cell, row)) + " |" for row in table.rows]
+        if table.note:
+            lines += ["", f"_{table.note}_"]
+        lines.append("")
+    if plots:
+        lines += ["## Plots", ""]
+        for name, path in plots.items():
+            lines += [f"![{_CAPTIONS.get(name, name)}]({path.relative_to(run.run_dir).as_posix()})", ""]
+    return "\n".join(lines)
+
+
+_HTML = jinja2.Template(
+    """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>
+<style>
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:.9em}
+th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}
+th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
+.note{color:#555;font-size:.85em;margin-top:-1em}
+.env{background:#fff6d6;padding:.4em .8em;border-left:4px solid #e0b000}
+img{max-width:100%;border:1px solid #ddd}
+</style></head><body>
+<h1>{{ title }}</h1>
+<p class="env">environment: {{ environment }}</p>
+<ul>{% for item in header %}<li>{{ item }}</li>{% endfor %}</ul>
+{% for t in tables %}<h2>{{ t.title }}</h2>
+<table><tr>{% for h in t.header %}<th>{{ h }}</th>{% endfor %}</tr>
+{% for row in t.rows %}<tr>{% for cell in row %}<td>{{ cell }}</td>{% endfor %}</tr>{% endfor %}</table>
+{% if t.note %}<p class="note">{{ t.note }}</p>{% endif %}{% endfor %}
+{% for p in plots %}<figure><img alt="{{ p.caption }}" src="data:image/png;base64,{{ p.data }}">
+<figcaption>{{ p.caption }}</figcaption></figure>{% endfor %}
+</body></html>
+""",
+    autoescape=True,
+)
+
+
+def render_html(run: RunData, tables: list[Table], plots: dict[str, Path]) -> str:
+    """The self-contained HTML report: every plot embedded as a base64 PNG."""
+    embedded = [
+        {"caption": _CAPTIONS.get(name, name), "data": base64.b64encode(path.read_bytes()).decode("ascii")}
+        for name, path in plots.items()
+    ]
+    header = [html.unescape(line.removeprefix("- ").replace("**", "")) for line in _header(run)]
+    return _HTML.render(
+        title=f"Load-lab report: {run.summary.get('scenario')} ({run.run_dir.name})",
+        environment=run.summary.get("environment"),
+        header=header,
+        tables=tables,
+        plots=embedded,
+    )
+
+
+def print_tables(tables: list[Table], *, environment: str, console: Console | None = None) -> None:
+    """Print the tables in the terminal with rich."""
+    console = console or Console()
+    console.print(f"[bold]environment:[/bold] {environment}", highlight=False)
+    for table in tables:
+        rich_table = RichTable(
+            title=table.title, title_justify="left", caption=table.note or None, caption_justify="left"
+        )
+        for index, name in enumerate(table.header):
+            rich_table.add_column(name, justify="left" if index == 0 else "right", overflow="fold")
+        for row in table.rows:
+            rich_table.add_row(*row)
+        console.print(rich_table)

@@ -1,0 +1,13 @@
+"""The lab's scenarios, one module each; every module offers ``add_arguments(parser)`` and ``run(campaign, options)``."""
+
+from __future__ import annotations
+
+__all__ = ["SCENARIOS"]
+
+#: Scenario name (as typed after ``dr-serving lab run``) → module under ``loadtest.scenarios``.
+SCENARIOS: dict[str, str] = {
+    "warm-up": "loadtest.scenarios.warm_up",
+    "cold-start": "loadtest.scenarios.cold_start",
+    "ramp": "loadtest.scenarios.ramp",
+    "shape": "loadtest.scenarios.shape",
+}

@@ -1,0 +1,171 @@
+"""Cold start: K requests per target, each sent only once the target is at zero, with where the time went.
+
+Locally the predictor process is stopped, started again, and the request is held until it is ready (as
+Knative's activator holds it); the breakdown is process start → ready (of which the server's own
+``dr_startup_seconds`` and
+``dr_model_load_seconds``) → first response. On a cluster the lab waits for zero pods of the revision, sends
+the request through the ingress, and decomposes it with the pod's condition timestamps (scheduled →
+initialized → containers ready) plus the server's model-load metric. Cold requests are labelled ``cold``;
+``--warm-after`` warm requests follow each one for comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from loadtest.campaign import Campaign
+from loadtest.protocols import build_request, read_answer
+from loadtest.targets import Target
+
+__all__ = ["ColdStartError", "run", "server_startup_metrics"]
+
+
+class ColdStartError(RuntimeError):
+    """A cold request did not get a prediction."""
+
+
+def server_startup_metrics(text: str) -> dict[str, float]:
+    """``dr_model_load_seconds`` and ``dr_startup_seconds`` from a ``/metrics`` page (first sample of each)."""
+    found: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name in {"dr_model_load_seconds", "dr_startup_seconds"} and family.samples:
+            found[family.name] = float(family.samples[0].value)
+    return found
+
+
+def _context(campaign: Campaign, target: Target, phase: str) -> dict[str, Any]:
+    return {
+        **target.labels(),
+        "scenario": campaign.scenario,
+        "protocol": campaign.protocol,
+        "phase": phase,
+        "users": 1,
+    }
+
+
+def _post(session: requests.Session, campaign: Campaign, target: Target, timeout: float) -> requests.Response:
+    prepared = build_request(campaign.protocol, target.model, campaign.images.next(), host=target.host)
+    return session.post(
+        target.base_url + prepared.path, data=prepared.body, headers=prepared.headers, timeout=timeout
+    )
+
+
+def _send(
+    session: requests.Session,
+    campaign: Campaign,
+    target: Target,
+    *,
+    phase: str,
+    timeout: float,
+    before: Any = None,
+) -> dict[str, Any]:
+    """Send one request timed as a whole (including ``before()``, e.g. waiting for readiness) and record it."""
+    facts: dict[str, Any] = {}
+    with campaign.environment.events.request.measure(
+        phase.upper(), f"{target.name} {phase}", context=_context(campaign, target, phase)
+    ) as meta:
+        start = time.monotonic()
+        if before is not None:
+            facts.update(before())
+        sent = time.monotonic()
+        response = _post(session, campaign, target, timeout)
+        facts["request_s"] = time.monotonic() - sent
+        facts["total_s"] = time.monotonic() - start
+        meta["response"] = response
+        meta["response_length"] = len(response.content)
+        answer = read_answer(response)
+        facts["server_prediction_ms"] = answer.prediction_ms
+        facts["server_ms"] = answer.server_ms
+        if not answer.ok:
+            raise ColdStartError(f"The {phase} request to {target.name} got no prediction: {answer.problem}.")
+    facts["error"] = str(meta["exception"]) if meta["exception"] else ""
+    return facts
+
+
+def _local_cold(
+    campaign: Campaign, target: Target, options: argparse.Namespace, session: requests.Session
+) -> dict:
+    fleet = campaign.fleet
+    assert fleet is not None
+    fleet.stop_target(target)
+    holder: dict[str, Any] = {}
+
+    def start_and_wait() -> dict[str, float]:
+        start = time.monotonic()
+        process = fleet.restart_target(target)
+        holder["process"] = process
+        return {
+            "process_start_to_ready_s": process.wait_ready(options.ready_timeout) or time.monotonic() - start
+        }
+
+    facts = _send(
+        session, campaign, target, phase="cold", timeout=options.ready_timeout, before=start_and_wait
+    )
+    try:
+        metrics = session.get(f"{target.base_url}/metrics", timeout=10).text
+        server = server_startup_metrics(metrics)
+    except requests.RequestException:
+        server = {}
+    return {
+        "target": target.name,
+        "kind": "local process restart",
+        "process_start_to_ready_s": round(facts.get("process_start_to_ready_s", 0.0), 3),
+        "server_startup_s": server.get("dr_startup_seconds"),
+        "model_load_s": server.get("dr_model_load_seconds"),
+        "ready_to_first_response_s": round(facts.get("request_s", 0.0), 3),
+        "first_response_server_prediction_ms": facts.get("server_prediction_ms"),
+        "total_s": round(facts.get("total_s", 0.0), 3),
+        "error": facts.get("error", ""),
+    }
+
+
+def _cluster_cold(
+    campaign: Campaign, target: Target, options: argparse.Namespace, session: requests.Session
+) -> dict:
+    from loadtest import cluster
+
+    namespace = options.namespace or target.extra.get("namespace") or "default"
+    service = target.extra.get("inference_service") or target.extra.get("isvc") or target.model
+    campaign.say(f"cold-start: waiting for {service} ({namespace}) to reach zero pods …")
+    cluster.wait_for_zero_pods(service, namespace=namespace, timeout=options.zero_timeout)
+    sent_at = time.time()
+    facts = _send(session, campaign, target, phase="cold", timeout=options.ready_timeout)
+    timeline = cluster.PodTimeline.latest(service, namespace=namespace, since=sent_at - 5)
+    breakdown = timeline.breakdown(request_sent=sent_at, response_at=sent_at + facts.get("total_s", 0.0))
+    return {
+        "target": target.name,
+        "kind": "cluster scale from zero",
+        **breakdown,
+        "first_response_server_prediction_ms": facts.get("server_prediction_ms"),
+        "total_s": round(facts.get("total_s", 0.0), 3),
+        "error": facts.get("error", ""),
+    }
+
+
+def run(campaign: Campaign, options: argparse.Namespace) -> None:
+    """Measure ``cold_requests`` cold starts per target, each followed by ``warm_after`` warm requests."""
+    campaign.settings.update(
+        cold_requests=options.cold_requests,
+        warm_after=options.warm_after,
+        client_timeout_s=options.ready_timeout,
+    )
+    breakdowns = []
+    total = len(campaign.targets) * options.cold_requests
+    with requests.Session() as session, campaign.progress() as progress:
+        task = progress.add_task("cold starts", total=total)
+        for target in campaign.targets:
+            for _ in range(options.cold_requests):
+                if campaign.fleet is not None:
+                    breakdown = _local_cold(campaign, target, options, session)
+                else:
+                    breakdown = _cluster_cold(campaign, target, options, session)
+                breakdowns.append(breakdown)
+                for _ in range(options.warm_after):
+                    _send(session, campaign, target, phase="warm", timeout=options.ready_timeout)
+                progress.advance(task)
+    campaign.extras["cold_start"] = breakdowns

@@ -1,0 +1,39 @@
+"""Warm-up: one discarded request, then N sequential requests an interval apart, per target (published: 25 at 5 s)."""
+
+from __future__ import annotations
+
+import argparse
+
+from loadtest.campaign import Campaign
+from loadtest.users import SequentialUser, user_class_for
+
+__all__ = ["run"]
+
+
+def run(campaign: Campaign, options: argparse.Namespace) -> None:
+    """Measure each target in turn with one sequential user, so targets never compete for cores."""
+    campaign.settings.update(requests=options.requests, interval_s=options.interval, discard=options.discard)
+    per_target = options.discard + options.requests
+    for index, target in enumerate(campaign.targets):
+        user = user_class_for(
+            SequentialUser,
+            target,
+            index,
+            images=campaign.images,
+            protocol=campaign.protocol,
+            scenario=campaign.scenario,
+            requests=options.requests,
+            interval=options.interval,
+            discard=options.discard,
+            fixed_count=1,
+        )
+        campaign.say(
+            f"warm-up: {target.name}: {options.discard} discarded + {options.requests} requests, "
+            f"{options.interval:g} s apart"
+        )
+        campaign.run_users(
+            [user],
+            users=1,
+            expected_requests=per_target * (index + 1),
+            max_seconds=per_target * (options.interval + 60.0) + 60.0,
+        )

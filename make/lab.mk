@@ -1,0 +1,39 @@
+##@ Load lab
+
+# Scenario `make loadtest` runs against the cluster: warm-up, cold-start, ramp or shape.
+SCENARIO ?= warm-up
+# Extra flags for `dr-serving lab run`, e.g. LAB_ARGS="--requests 25 --interval 5" (see `dr-serving lab run SCENARIO -h`).
+LAB_ARGS ?=
+# Folder that holds one run folder per campaign (git-ignored).
+RUNS_DIR ?= runs
+# The run folder `make report` renders: a path, or `latest` (the newest under RUNS_DIR).
+RUN ?= latest
+# Target file `make loadtest` writes from `dr-serving deploy endpoints`.
+LAB_TARGETS ?= $(RUNS_DIR)/targets.yaml
+# Prometheus that cluster runs and reports query, e.g. http://127.0.0.1:9090 after a port-forward (empty: none).
+PROMETHEUS_URL ?=
+# Seconds between the warm-up requests of `make run` (published: 5).
+RUN_INTERVAL ?= 0.2
+# Warm-up requests of `make run` after the discarded one (published: 25).
+RUN_REQUESTS ?= 25
+
+LAB_PROMETHEUS = $(if $(PROMETHEUS_URL),--prometheus-url $(PROMETHEUS_URL))
+
+.PHONY: run
+run: setup ## Build (or reuse) the default model, serve it on 127.0.0.1, run the published warm-up, print and report.
+	@$(DR) demo --model-dir $(MODEL_DIR) --train-synthetic $(MOBILENET_TRAIN_IMAGES) --epochs $(MODEL_EPOCHS) \
+	  --seed $(MODEL_SEED) --requests $(RUN_REQUESTS) --interval $(RUN_INTERVAL) --out $(RUNS_DIR)
+
+.PHONY: loadtest
+loadtest: setup ## Run SCENARIO against the kind deployment (targets from `dr-serving deploy endpoints`).
+	@mkdir -p $(RUNS_DIR)
+	@$(DR) deploy endpoints --output yaml > $(LAB_TARGETS)
+	@$(DR) lab run $(SCENARIO) --targets $(LAB_TARGETS) --out $(RUNS_DIR) $(LAB_PROMETHEUS) $(LAB_ARGS)
+
+.PHONY: loadtest-local
+loadtest-local: setup ## Run SCENARIO against local predictor processes emulating node pools (no cluster).
+	@$(DR) lab run $(SCENARIO) --local --model-dir $(MODEL_ARCH)=$(MODEL_DIR) --out $(RUNS_DIR) $(LAB_ARGS)
+
+.PHONY: report
+report: setup ## Write report.md/report.html for RUN (default: the latest run) and print its tables.
+	@$(DR) lab report $(RUN) --runs $(RUNS_DIR) $(LAB_PROMETHEUS)

@@ -1,0 +1,39 @@
+##@ Model
+
+# The published classifiers, built locally (no downloads): MobileNet trained for a few minutes on synthetic fundus
+# photos, VGG19 with random weights. For serving and benchmarking only, NOT for diagnosis. A model already built
+# with the same options is reused; add MODEL_FORCE=--force to rebuild.
+
+# Folder holding one sub-folder per model (git-ignored).
+MODELS_DIR ?= models
+# Architecture of the default model that `make model` builds and the serving targets use (mobilenet or vgg19).
+MODEL_ARCH ?= mobilenet
+# Model directory of the default model.
+MODEL_DIR ?= $(MODELS_DIR)/$(MODEL_ARCH)
+# Synthetic photos MobileNet is trained on (0 = random weights); about 2–3 minutes on 2 cores.
+MOBILENET_TRAIN_IMAGES ?= 600
+# Synthetic photos VGG19 is trained on (0 = random weights: training VGG19 on a CPU takes far longer).
+VGG19_TRAIN_IMAGES ?= 0
+# Training epochs.
+MODEL_EPOCHS ?= 3
+# Random seed for weights and synthetic photos.
+MODEL_SEED ?= 0
+# Extra flags for `dr-serving model build`, e.g. --force.
+MODEL_FORCE ?=
+
+MODEL_TRAIN_IMAGES = $(if $(filter vgg19,$(1)),$(VGG19_TRAIN_IMAGES),$(MOBILENET_TRAIN_IMAGES))
+model_build = $(DR) model build --arch $(1) --out $(2) --train-synthetic $(call MODEL_TRAIN_IMAGES,$(1)) \
+	--epochs $(MODEL_EPOCHS) --seed $(MODEL_SEED) $(MODEL_FORCE)
+
+.PHONY: model
+model: setup ## Build the default model (MODEL_ARCH, synthetic-trained MobileNet) into MODEL_DIR; reused if present.
+	@$(call model_build,$(MODEL_ARCH),$(MODEL_DIR))
+
+.PHONY: models
+models: setup ## Build both models: MobileNet (synthetic-trained) and VGG19 (random weights) under MODELS_DIR.
+	@$(call model_build,mobilenet,$(MODELS_DIR)/mobilenet)
+	@$(call model_build,vgg19,$(MODELS_DIR)/vgg19)
+
+.PHONY: model-info
+model-info: setup ## Show the default model's metadata and serving signature.
+	@$(DR) model info $(MODEL_DIR)

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Install the cluster add-ons dr-serving needs, at the versions pinned in manifests/versions.env:
+#   cert-manager -> Knative Serving + Kourier (+ our config patches) -> KServe (+ ingress overrides)
+#   -> kube-prometheus-stack + the Grafana dashboard.
+# Upstream release YAMLs are applied by pinned URL (needs internet). Idempotent: re-running re-applies.
+#
+# Usage: manifests/install-addons.sh [--dry-run] [STEP...]
+#   STEP: cert-manager | knative | kserve | monitoring | fast-autoscaler   (default: the first four)
+#   --dry-run prints every command instead of running it.
+# Environment: KUBECTL (default kubectl), HELM (default helm), FAST_SCALE_TO_ZERO=1 adds the fast-autoscaler step.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=versions.env
+source "$HERE/versions.env"
+KUBECTL="${KUBECTL:-kubectl}"
+HELM="${HELM:-helm}"
+DRY_RUN=0
+WAIT_TIMEOUT="${WAIT_TIMEOUT:-600s}"
+
+CERT_MANAGER_URL="https://github.com/cert-manager/cert-manager/releases/download/${CERT_MANAGER_VERSION}/cert-manager.yaml"
+KNATIVE_CRDS_URL="https://github.com/knative/serving/releases/download/${KNATIVE_SERVING_VERSION}/serving-crds.yaml"
+KNATIVE_CORE_URL="https://github.com/knative/serving/releases/download/${KNATIVE_SERVING_VERSION}/serving-core.yaml"
+KOURIER_URL="https://github.com/knative-extensions/net-kourier/releases/download/${KNATIVE_KOURIER_VERSION}/kourier.yaml"
+KSERVE_URL="https://github.com/kserve/kserve/releases/download/${KSERVE_VERSION}/kserve.yaml"
+KSERVE_RESOURCES_URL="https://github.com/kserve/kserve/releases/download/${KSERVE_VERSION}/kserve-cluster-resources.yaml"
+PROMETHEUS_REPO="https://prometheus-community.github.io/helm-charts"
+
+say() { echo ">> $*"; }
+run() {
+  echo "+ $*"
+  if [[ "$DRY_RUN" == 0 ]]; then "$@"; fi
+}
+
+install_cert_manager() {
+  say "cert-manager ${CERT_MANAGER_VERSION} (KServe's webhook certificates)"
+  run "$KUBECTL" apply -f "$CERT_MANAGER_URL"
+  run "$KUBECTL" wait deployment --all -n cert-manager --for=condition=Available --timeout="$WAIT_TIMEOUT"
+}
+
+install_knative() {
+  say "Knative Serving ${KNATIVE_SERVING_VERSION} with Kourier ${KNATIVE_KOURIER_VERSION}"
+  run "$KUBECTL" apply -f "$KNATIVE_CRDS_URL"
+  run "$KUBECTL" wait crd/services.serving.knative.dev --for=condition=Established --timeout="$WAIT_TIMEOUT"
+  run "$KUBECTL" apply -f "$KNATIVE_CORE_URL"
+  run "$KUBECTL" wait deployment --all -n knative-serving --for=condition=Available --timeout="$WAIT_TIMEOUT"
+  run "$KUBECTL" apply -f "$KOURIER_URL"
+  run "$KUBECTL" wait deployment --all -n kourier-system --for=condition=Available --timeout="$WAIT_TIMEOUT"
+  say "Knative config: Kourier ingress, example.com domain, podspec feature flags, tag resolution skipped for kind.local"
+  local name
+  for name in config-network config-domain config-features config-deployment; do
+    run "$KUBECTL" patch configmap "$name" -n knative-serving --type merge --patch-file "$HERE/knative/$name.yaml"
+  done
+  say "Kourier gateway on NodePort 31080 (kind-config.yaml maps it to 127.0.0.1:8080)"
+  run "$KUBECTL" patch service kourier -n kourier-system --type strategic \
+    --patch-file "$HERE/knative/kourier-service-nodeport.yaml"
+}
+
+install_fast_autoscaler() {
+  say "Knative autoscaler: fast scale-to-zero for experiments (about 12 s after the last request)"
+  run "$KUBECTL" patch configmap config-autoscaler -n knative-serving --type merge \
+    --patch-file "$HERE/knative/config-autoscaler-fast.yaml"
+}
+
+merged_ingress() {
+  # Prints inferenceservice-config's ingress JSON with kserve/ingress-overrides.json merged in.
+  local current
+  current="$("$KUBECTL" get configmap inferenceservice-config -n kserve -o jsonpath='{.data.ingress}')"
+  python3 -c 'import json, sys; d = json.loads(sys.argv[1]); d.update(json.load(open(sys.argv[2])));
+print(json.dumps({"data": {"ingress": json.dumps(d, indent=2)}}))' "$current" "$HERE/kserve/ingress-overrides.json"
+}
+
+install_kserve() {
+  say "KServe ${KSERVE_VERSION}"
+  run "$KUBECTL" apply --server-side --force-conflicts -f "$KSERVE_URL"
+  run "$KUBECTL" wait deployment --all -n kserve --for=condition=Available --timeout="$WAIT_TIMEOUT"
+  run "$KUBECTL" apply --server-side --force-conflicts -f "$KSERVE_RESOURCES_URL"
+  say "KServe ingress: no Istio VirtualService (Kourier), example.com domain"
+  if [[ "$DRY_RUN" == 1 ]]; then
+    echo "+ $KUBECTL patch configmap inferenceservice-config -n kserve --type merge -p <ingress merged with kserve/ingress-overrides.json>"
+  else
+    run "$KUBECTL" patch configmap inferenceservice-config -n kserve --type merge -p "$(merged_ingress)"
+  fi
+  run "$KUBECTL" rollout restart deployment/kserve-controller-manager -n kserve
+  run "$KUBECTL" rollout status deployment/kserve-controller-manager -n kserve --timeout="$WAIT_TIMEOUT"
+}
+
+install_monitoring() {
+  say "kube-prometheus-stack ${KUBE_PROMETHEUS_STACK_VERSION} (Prometheus on 127.0.0.1:9090, Grafana on 127.0.0.1:3000)"
+  run "$HELM" upgrade --install kube-prometheus-stack kube-prometheus-stack --repo "$PROMETHEUS_REPO" \
+    --version "$KUBE_PROMETHEUS_STACK_VERSION" --namespace monitoring --create-namespace \
+    -f "$HERE/monitoring/kube-prometheus-stack-values.yaml" --wait --timeout "$WAIT_TIMEOUT"
+  say "Grafana dashboard ConfigMap from monitoring/dashboards/"
+  if [[ "$DRY_RUN" == 1 ]]; then
+    echo "+ $KUBECTL create configmap dr-serving-dashboards -n monitoring --from-file=$HERE/monitoring/dashboards | label grafana_dashboard=1 | apply"
+  else
+    "$KUBECTL" create configmap dr-serving-dashboards -n monitoring --from-file="$HERE/monitoring/dashboards" \
+      --dry-run=client -o yaml \
+      | "$KUBECTL" label --local -f - grafana_dashboard=1 app.kubernetes.io/part-of=dr-serving -o yaml \
+      | "$KUBECTL" apply -f -
+  fi
+}
+
+main() {
+  local steps=()
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      --dry-run) DRY_RUN=1 ;;
+      cert-manager | knative | kserve | monitoring | fast-autoscaler) steps+=("$1") ;;
+      -h | --help) sed -n '2,11p' "${BASH_SOURCE[0]}"; return 0 ;;
+      *) echo "Error: unknown step '$1'; expected cert-manager, knative, kserve, monitoring or fast-autoscaler." >&2; return 2 ;;
+    esac
+    shift
+  done
+  if [[ ${#steps[@]} -eq 0 ]]; then
+    steps=(cert-manager knative kserve monitoring)
+    if [[ "${FAST_SCALE_TO_ZERO:-0}" == 1 ]]; then steps+=(fast-autoscaler); fi
+  fi
+  if [[ "$DRY_RUN" == 0 ]]; then
+    command -v "$KUBECTL" >/dev/null || { echo "Error: $KUBECTL not found; run: make tools" >&2; return 1; }
+    command -v "$HELM" >/dev/null || { echo "Error: $HELM not found; run: make tools" >&2; return 1; }
+  fi
+  local step
+  for step in "${steps[@]}"; do
+    "install_${step//-/_}"
+  done
+  say "add-ons ready: ${steps[*]}"
+}
+
+main "$@"

@@ -1,0 +1,158 @@
+"""TensorFlow SavedModel backend: calls the serving signature's concrete function (never ``model.predict``).
+
+The signature is introspected, not assumed: the input tensor's name, ``[N, H, W, C]`` shape and dtype, and the
+output tensor's name are read from the SavedModel, so the published study's Keras SavedModels (input
+``input_1``, output ``dense_2``) and 299×299 models load without code changes. ``dr_model.json``, when
+present, names the signature, input and output to use; a static size in the signature must agree with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from serving.backends.base import InputSpec
+from serving.errors import ModelLoadError
+from serving.metadata import ModelMetadata
+
+__all__ = ["SavedModelBackend"]
+
+logger = logging.getLogger(__name__)
+
+_DTYPES = {"float32", "float16", "uint8"}
+
+
+class SavedModelBackend:
+    """A TensorFlow SavedModel served through its signature function."""
+
+    name = "savedmodel"
+
+    def __init__(self, model_dir: str | os.PathLike[str], *, metadata: ModelMetadata | None = None) -> None:
+        self.model_dir = Path(model_dir)
+        if not self.model_dir.is_dir():
+            raise ModelLoadError(
+                f"Expected a model directory at {str(self.model_dir)!r}, but it does not exist."
+            )
+        if not (self.model_dir / "saved_model.pb").is_file():
+            raise ModelLoadError(
+                f"Expected a TensorFlow SavedModel (saved_model.pb) in {str(self.model_dir)!r}, found none."
+            )
+        import tensorflow as tf
+
+        self._tf = tf
+        try:
+            self._model = tf.saved_model.load(str(self.model_dir))
+        except Exception as exc:  # TF raises many types for a corrupt model; all mean the same here
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelLoadError(
+                f"Expected a loadable SavedModel in {str(self.model_dir)!r}, got an error: {first_line[:300]}"
+            ) from exc
+        signature = metadata.signature if metadata is not None else "serving_default"
+        signatures = dict(getattr(self._model, "signatures", {}) or {})
+        if signature not in signatures:
+            raise ModelLoadError(
+                f"Expected a signature named {signature!r} in {str(self.model_dir)!r}, "
+                f"got {sorted(signatures)!r}."
+            )
+        self.signature = signature
+        self._function = signatures[signature]
+        self.input_spec, self._input_dtype = self._introspect_input(metadata)
+        self.output_name, self.num_classes = self._introspect_output(metadata)
+
+    def _introspect_input(self, metadata: ModelMetadata | None) -> tuple[InputSpec, Any]:
+        args, kwargs = self._function.structured_input_signature
+        specs = dict(kwargs)
+        if args or len(specs) != 1:
+            where = f"signature {self.signature!r} of {str(self.model_dir)!r}"
+            raise ModelLoadError(
+                f"Expected {where} to take exactly one named image input, "
+                f"got {len(args) + len(specs)} inputs ({sorted(specs)!r})."
+            )
+        (input_name, spec) = next(iter(specs.items()))
+        shape = spec.shape.as_list() if spec.shape.rank is not None else None
+        dtype = spec.dtype.name
+        if shape is None or len(shape) != 4 or dtype not in _DTYPES or shape[3] not in (None, 3):
+            raise ModelLoadError(
+                f"Expected the input of signature {self.signature!r} to be a 4-D image tensor "
+                f"[N, H, W, 3] of {sorted(_DTYPES)}, got {input_name!r} shaped {shape!r} of {dtype}."
+            )
+        height, width = shape[1], shape[2]
+        if metadata is not None:
+            if metadata.input.name != input_name:
+                logger.info(
+                    "Signature input is named %r, not %r as dr_model.json says; using %r.",
+                    input_name,
+                    metadata.input.name,
+                    input_name,
+                )
+            for axis, found, wanted in (
+                ("height", height, metadata.input.height),
+                ("width", width, metadata.input.width),
+            ):
+                if found is not None and found != wanted:
+                    raise ModelLoadError(
+                        f"Expected the signature's input {axis} to be {wanted} "
+                        f"as dr_model.json says, got {found}."
+                    )
+            height, width = metadata.input.height, metadata.input.width
+        elif height is None or width is None:
+            logger.info(
+                "Signature input %r has no static size and there is no dr_model.json; using 224x224.",
+                input_name,
+            )
+            height, width = height or 224, width or 224
+        return InputSpec(name=input_name, height=height, width=width, channels=3, dtype=dtype), spec.dtype
+
+    def _introspect_output(self, metadata: ModelMetadata | None) -> tuple[str, int | None]:
+        outputs = self._function.structured_outputs
+        if not isinstance(outputs, dict) or not outputs:
+            raise ModelLoadError(
+                f"Expected signature {self.signature!r} to return named outputs, "
+                f"got {type(outputs).__name__}."
+            )
+        wanted = metadata.output.name if metadata is not None else "probabilities"
+        if wanted in outputs:
+            output_name = wanted
+        elif len(outputs) == 1:
+            output_name = next(iter(outputs))
+            if metadata is not None:
+                logger.info(
+                    "Signature output is named %r, not %r as dr_model.json says; using it.",
+                    output_name,
+                    wanted,
+                )
+        else:
+            raise ModelLoadError(
+                f"Expected signature {self.signature!r} to have one output or one named {wanted!r}, "
+                f"got {sorted(outputs)!r}."
+            )
+        spec = outputs[output_name]
+        shape = spec.shape.as_list() if spec.shape.rank is not None else None
+        if shape is None or len(shape) != 2:
+            raise ModelLoadError(
+                f"Expected output {output_name!r} of signature {self.signature!r} "
+                f"to be [N, classes], got {shape!r}."
+            )
+        num_classes = shape[1]
+        if metadata is not None and num_classes is not None and num_classes != metadata.num_classes:
+            raise ModelLoadError(
+                f"Expected output {output_name!r} to have {metadata.num_classes} classes "
+                f"as dr_model.json says, got {num_classes}."
+            )
+        return output_name, num_classes
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """Run the signature on a float32 batch ``[N, H, W, 3]``; returns float32 ``[N, classes]``."""
+        tensor = self._tf.convert_to_tensor(np.asarray(batch, dtype=np.float32))
+        if self._input_dtype != self._tf.float32:
+            tensor = self._tf.cast(tensor, self._input_dtype)
+        outputs = self._function(**{self.input_spec.name: tensor})
+        return np.asarray(outputs[self.output_name].numpy(), dtype=np.float32)
+
+    def __repr__(self) -> str:
+        where = str(self.model_dir)
+        return f"SavedModelBackend({where!r}, {self.signature!r}, {self.input_spec!r}, {self.output_name!r})"

@@ -1,0 +1,156 @@
+"""``dr-serving model …``: build the published classifiers, describe a model directory, convert to LiteRT."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from serving.cli import CliError
+from serving.metadata import METADATA_FILENAME, ModelMetadata
+from serving.zoo import ARCHITECTURES, DEFAULT_EPOCHS, DEFAULT_SEED, build_model
+
+__all__ = ["register"]
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 0 or an integer >= 5, got {text!r}") from None
+    if value != 0 and value < 5:
+        raise argparse.ArgumentTypeError(f"expected 0 or an integer >= 5, got {text!r}")
+    return value
+
+
+def _input_size(text: str) -> int:
+    value = _positive(text)
+    if value < 32:
+        raise argparse.ArgumentTypeError(f"expected an input size >= 32, got {text!r}")
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``dr-serving model`` with ``build``, ``info`` and (from ``serving.zoo.convert``) ``convert``."""
+    parser = subparsers.add_parser(
+        "model",
+        help="Build, inspect and convert DR classifiers.",
+        description="Build, inspect and convert DR classifiers (for serving and benchmarking, not diagnosis)",
+    )
+    model_subparsers = parser.add_subparsers(dest="model_command", metavar="SUBCOMMAND", required=True)
+
+    build = model_subparsers.add_parser(
+        "build",
+        help="Build a published architecture into a SavedModel directory.",
+        description=(
+            "Build MobileNet or VGG19 exactly as published (backbone + Dense 128/128/5) and export it as a "
+            "SavedModel with dr_model.json. Weights are random, or trained for a few minutes on synthetic "
+            "fundus photos with --train-synthetic. An existing model built with the same options is reused."
+        ),
+    )
+    build.add_argument("--arch", required=True, choices=sorted(ARCHITECTURES), help="architecture to build")
+    build.add_argument("--out", required=True, type=Path, metavar="DIR", help="model directory to write")
+    build.add_argument(
+        "--train-synthetic",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="train on N synthetic photos (0 = random weights; default: %(default)s)",
+    )
+    build.add_argument(
+        "--epochs", type=_positive, default=DEFAULT_EPOCHS, help="training epochs (default: %(default)s)"
+    )
+    build.add_argument(
+        "--input-size",
+        type=_input_size,
+        default=224,
+        metavar="S",
+        help="input side, px (default: %(default)s)",
+    )
+    build.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed (default: %(default)s)")
+    build.add_argument("--force", action="store_true", help="rebuild even if a compatible model exists")
+    build.set_defaults(func=_build)
+
+    info = model_subparsers.add_parser(
+        "info", help="Show a model directory's metadata and serving signature.", description=_info.__doc__
+    )
+    info.add_argument("model_dir", type=Path, metavar="DIR", help="model directory (SavedModel)")
+    info.set_defaults(func=_info)
+
+    from serving.zoo import convert
+
+    convert.register(model_subparsers)
+
+
+def _build(args: argparse.Namespace) -> int:
+    """Run ``dr-serving model build``."""
+    try:
+        build_model(
+            args.arch,
+            args.out,
+            train_synthetic=args.train_synthetic,
+            epochs=args.epochs,
+            seed=args.seed,
+            input_size=args.input_size,
+            force=args.force,
+            verbose=1 if sys.stdout.isatty() else 2,
+        )
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise CliError(f"building {args.arch!r} into {str(args.out)!r} failed: {exc}") from exc
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    """Print a model directory's metadata (dr_model.json) and the signature its SavedModel offers."""
+    directory: Path = args.model_dir
+    if not (directory / "saved_model.pb").is_file():
+        raise CliError(f"expected a SavedModel (saved_model.pb) in {str(directory)!r}, found none", code=2)
+    try:
+        metadata = ModelMetadata.load(directory)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    from serving.zoo.export import directory_size, read_signature
+
+    signature = metadata.signature if metadata else "serving_default"
+    try:
+        described = read_signature(directory, signature=signature).describe()
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    print(f"model directory: {directory}")
+    print(f"size: {directory_size(directory) / 1e6:.1f} MB")
+    print(f"signature: {described}")
+    if metadata is None:
+        print(f"metadata: none ({METADATA_FILENAME} absent: the predictor guesses from the signature)")
+        return 0
+    print(f"name: {metadata.name}")
+    print(f"architecture: {metadata.architecture}")
+    print(f"parameters: {metadata.parameters:,}" if metadata.parameters else "parameters: unknown")
+    spec = metadata.input
+    print(f"input: {spec.name!r} {spec.height}x{spec.width}x{spec.channels} {spec.dtype}")
+    print(f"scaling: {metadata.scaling}")
+    print(f"classes: {', '.join(f'{i} {n}' for i, n in enumerate(metadata.class_names))}")
+    print(f"referable from grade: {metadata.referable_min_grade}")
+    steps = metadata.preprocessing
+    print(
+        f"preprocessing: crop_fundus={steps.crop_fundus}, ben_graham={steps.ben_graham} "
+        f"(sigma {steps.ben_graham_sigma:g})"
+    )
+    weights = metadata.weights
+    print(f"weights: {weights.source}" + (f" ({weights.trained_on})" if weights.trained_on else ""))
+    print(f"clinical use: {'yes' if weights.clinical_use else 'no (serving and benchmarking only)'}")
+    if weights.notes:
+        print(f"notes: {weights.notes}")
+    print(
+        f"created: {metadata.created or 'unknown'} with TensorFlow {metadata.tensorflow_version or 'unknown'}"
+    )
+    return 0

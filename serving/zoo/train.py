@@ -1,0 +1,195 @@
+"""Short training on synthetic fundus images, so a model's outputs depend on its input.
+
+A randomly initialised MobileNet answers exactly 0.2 for every class, which makes agreement checks
+(SavedModel vs LiteRT) and grade-dependent tests meaningless. A few minutes of training on
+:mod:`serving.zoo.synthetic` images fixes that. The weights are NOT a diagnostic model: they only learned
+to count synthetic lesions.
+
+Images go through the server's own preprocessing (``serving.preprocess.prepare_pixels``: crop to the disc,
+resize, optional Ben Graham) and pixel scaling (``serving.tensor.scale``), so training and serving agree.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from serving import preprocess, tensor
+from serving.metadata import ModelMetadata
+from serving.zoo.synthetic import make_dataset
+
+if TYPE_CHECKING:
+    import keras
+
+__all__ = ["TrainingResult", "synthetic_pixels", "train_synthetic"]
+
+#: Side of the generated photos before the server's preprocessing crops and resizes them, px.
+DEFAULT_PHOTO_SIZE = 320
+#: Moving-average momentum of the backbone's batch-norm layers during the short run (Keras' own default, 0.99,
+#: needs hundreds of steps before the inference statistics match the training ones).
+BATCH_NORM_MOMENTUM = 0.9
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainingResult:
+    """What a synthetic training run achieved; accuracies are measured in inference mode."""
+
+    train_images: int
+    validation_images: int
+    epochs: int
+    train_accuracy: float
+    validation_accuracy: float
+    seconds: float
+
+    def __repr__(self) -> str:
+        return (
+            f"TrainingResult(train={self.train_images}, validation={self.validation_images}, "
+            f"epochs={self.epochs}, train_accuracy={self.train_accuracy:.3f}, "
+            f"validation_accuracy={self.validation_accuracy:.3f}, seconds={self.seconds:.1f})"
+        )
+
+
+def synthetic_pixels(
+    n: int,
+    *,
+    metadata: ModelMetadata,
+    seed: int,
+    photo_size: int = DEFAULT_PHOTO_SIZE,
+    verbose: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` balanced synthetic photos prepared as the server would (uint8 ``[n, H, W, 3]``) and grades."""
+    import keras
+
+    height, width = metadata.input_size
+    pixels = np.empty((n, height, width, 3), dtype=np.uint8)
+    grades = np.empty((n,), dtype=np.int64)
+    progress = keras.utils.Progbar(n, verbose=1 if verbose else 0, unit_name="image")
+    for index, (image, grade) in enumerate(make_dataset(n, size=photo_size, seed=seed)):
+        pixels[index] = preprocess.prepare_pixels(image, metadata)
+        grades[index] = grade
+        if (index + 1) % 50 == 0 or index + 1 == n:
+            progress.update(index + 1)
+    return pixels, grades
+
+
+def _batches(
+    pixels: np.ndarray, grades: np.ndarray, *, scaling: str, batch_size: int, seed: int
+) -> keras.utils.PyDataset:
+    import keras
+
+    class Batches(keras.utils.PyDataset):
+        """Shuffled, randomly flipped batches, scaled with the model's own scaling."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self._rng = np.random.default_rng(seed)
+            self._order = self._rng.permutation(len(pixels))
+
+        def __len__(self) -> int:
+            return math.ceil(len(pixels) / batch_size)
+
+        def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+            picked = self._order[index * batch_size : (index + 1) * batch_size]
+            batch = pixels[picked].copy()
+            flips = self._rng.random(len(picked))
+            batch[flips < 0.5] = batch[flips < 0.5, :, ::-1]
+            batch[flips >= 0.75] = batch[flips >= 0.75, ::-1, :]
+            return tensor.scale(batch, scaling=scaling), grades[picked]
+
+        def on_epoch_end(self) -> None:
+            self._order = self._rng.permutation(len(pixels))
+
+    return Batches()
+
+
+def _accuracy(model: keras.Model, pixels: np.ndarray, grades: np.ndarray, *, scaling: str) -> float:
+    if len(pixels) == 0:
+        return math.nan
+    correct = 0
+    for start in range(0, len(pixels), 32):
+        batch = tensor.scale(pixels[start : start + 32], scaling=scaling)
+        probabilities = np.asarray(model(batch, training=False))
+        correct += int((probabilities.argmax(axis=1) == grades[start : start + 32]).sum())
+    return correct / len(pixels)
+
+
+def train_synthetic(
+    model: keras.Model,
+    *,
+    metadata: ModelMetadata,
+    images: int,
+    epochs: int = 3,
+    seed: int = 0,
+    validation_images: int | None = None,
+    batch_size: int = 16,
+    learning_rate: float = 1e-3,
+    photo_size: int = DEFAULT_PHOTO_SIZE,
+    verbose: int = 2,
+) -> TrainingResult:
+    """Train ``model`` in place on ``images`` synthetic photos; report accuracy on held-out ones."""
+    if isinstance(images, bool) or not isinstance(images, int) or images < 5:
+        raise ValueError(f"Number of training images must be an integer >= 5, got {images!r}.")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"Number of epochs must be a positive integer, got {epochs!r}.")
+    import keras
+
+    started = time.perf_counter()
+    if validation_images is None:
+        validation_images = max(50, images // 5)
+    keras.utils.set_random_seed(seed)
+    if verbose:
+        print(
+            f">> generating {images} training + {validation_images} validation synthetic photos", flush=True
+        )
+    train_x, train_y = synthetic_pixels(
+        images, metadata=metadata, seed=seed, photo_size=photo_size, verbose=verbose
+    )
+    # A different seed stream: validation photos never appear in training.
+    val_x, val_y = synthetic_pixels(
+        validation_images, metadata=metadata, seed=seed + 1_000_003, photo_size=photo_size, verbose=verbose
+    )
+    for layer in _all_layers(model):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = BATCH_NORM_MOMENTUM
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    batches = _batches(train_x, train_y, scaling=metadata.scaling, batch_size=batch_size, seed=seed)
+    if verbose:
+        print(f">> training {model.name} for {epochs} epoch(s) of {len(batches)} steps", flush=True)
+    model.fit(batches, epochs=epochs, verbose=verbose)
+    train_accuracy = _accuracy(
+        model, train_x[:validation_images], train_y[:validation_images], scaling=metadata.scaling
+    )
+    validation_accuracy = _accuracy(model, val_x, val_y, scaling=metadata.scaling)
+    result = TrainingResult(
+        train_images=images,
+        validation_images=validation_images,
+        epochs=epochs,
+        train_accuracy=train_accuracy,
+        validation_accuracy=validation_accuracy,
+        seconds=time.perf_counter() - started,
+    )
+    if verbose:
+        print(
+            f">> accuracy (inference mode): train {train_accuracy:.1%}, held-out {validation_accuracy:.1%} "
+            f"(chance 20%), {result.seconds:.0f} s",
+            flush=True,
+        )
+    return result
+
+
+def _all_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    found: list[keras.layers.Layer] = []
+    stack = list(model.layers)
+    while stack:
+        layer = stack.pop()
+        found.append(layer)
+        stack.extend(getattr(layer, "layers", []))
+    return found

@@ -1,0 +1,220 @@
+"""InferenceService template: placement per pool, mode semantics, security, profiles, env and naming."""
+
+from __future__ import annotations
+
+import pytest
+from chartkit import container, env, isvcs, predictor_pod, render, validate_builtin
+
+GRAVITON_TOLERATION = {
+    "key": "dr-serving/pool",
+    "operator": "Equal",
+    "value": "graviton",
+    "effect": "NoSchedule",
+}
+
+
+def _predictor(name: str, *values: str | dict) -> dict:
+    return isvcs(render(*values))[name]["spec"]["predictor"]
+
+
+def test_default_renders_mobilenet_on_both_pools() -> None:
+    """Defaults: one model (mobilenet) on the amd64 and graviton pools."""
+    assert sorted(isvcs(render())) == ["dr-serving-mobilenet-amd64", "dr-serving-mobilenet-graviton"]
+
+
+@pytest.mark.parametrize(
+    ("pool", "arch", "tolerations"),
+    [("amd64", "amd64", None), ("graviton", "arm64", [GRAVITON_TOLERATION])],
+    ids=["amd64-pool", "graviton-pool"],
+)
+def test_pool_selects_arch_and_tolerates_its_taint(pool: str, arch: str, tolerations: list | None) -> None:
+    """Real clusters: each pool selects kubernetes.io/arch; only the Graviton pool tolerates its taint."""
+    predictor = _predictor(f"dr-serving-mobilenet-{pool}")
+    assert predictor["nodeSelector"] == {"kubernetes.io/arch": arch}
+    assert predictor.get("tolerations") == tolerations
+
+
+def test_kind_values_select_by_pool_label_instead_of_arch() -> None:
+    """On kind every node has the host's arch, so ci/kind-values.yaml selects by the dr-serving/pool label."""
+    predictor = _predictor("dr-serving-mobilenet-graviton", "kind-values.yaml")
+    assert predictor["nodeSelector"] == {"dr-serving/pool": "graviton"}
+    assert predictor["tolerations"] == [GRAVITON_TOLERATION]
+    assert (
+        container({"spec": {"predictor": predictor}})["image"] == "kind.local/dr-serving/predictor:0.1.0-full"
+    )
+
+
+def test_instance_type_selector_and_extra_node_labels_are_added() -> None:
+    """placement.instanceTypeSelector and a pool's nodeSelector add to the arch selector."""
+    predictor = _predictor(
+        "dr-serving-mobilenet-amd64",
+        {
+            "placement": {"instanceTypeSelector": True},
+            "pools": {"amd64": {"nodeSelector": {"team": "retina"}}},
+        },
+    )
+    assert predictor["nodeSelector"] == {
+        "kubernetes.io/arch": "amd64",
+        "node.kubernetes.io/instance-type": "m5.xlarge",
+        "team": "retina",
+    }
+
+
+def test_knative_mode_allows_zero_and_sets_revision_annotations() -> None:
+    """Knative mode: minReplicas 0, window/retention/initial-scale annotations, never min/max-scale."""
+    isvc = isvcs(render({"knative": {"window": "20s", "initialScale": 2}}))["dr-serving-mobilenet-amd64"]
+    annotations = isvc["metadata"]["annotations"]
+    assert annotations["serving.kserve.io/deploymentMode"] == "Knative"
+    assert annotations["autoscaling.knative.dev/window"] == "20s"
+    assert annotations["autoscaling.knative.dev/scale-to-zero-pod-retention-period"] == "0s"
+    assert annotations["autoscaling.knative.dev/initial-scale"] == "2"
+    assert not [
+        key for key in annotations if key.endswith(("min-scale", "max-scale", "minScale", "maxScale"))
+    ]
+    predictor = isvc["spec"]["predictor"]
+    assert (predictor["minReplicas"], predictor["maxReplicas"]) == (0, 3)
+    assert (predictor["scaleMetric"], predictor["scaleTarget"]) == ("concurrency", 4)
+    assert "terminationGracePeriodSeconds" not in predictor  # Knative rejects it in the pod spec
+
+
+def test_standard_mode_keeps_pods_and_uses_hpa() -> None:
+    """Standard mode: minReplicas >= 1, HPA settings, no Knative annotations."""
+    isvc = isvcs(render("standard-values.yaml"))["dr-serving-mobilenet-graviton"]
+    annotations = isvc["metadata"]["annotations"]
+    assert annotations["serving.kserve.io/deploymentMode"] == "Standard"
+    assert annotations["serving.kserve.io/autoscalerClass"] == "hpa"
+    assert not [key for key in annotations if key.startswith("autoscaling.knative.dev/")]
+    predictor = isvc["spec"]["predictor"]
+    assert predictor["minReplicas"] >= 1
+    assert (predictor["scaleMetric"], predictor["scaleTarget"], predictor["maxReplicas"]) == ("cpu", 60, 2)
+
+
+def test_container_runs_the_predictor_per_contract() -> None:
+    """kserve-container: contract args, port 8080, probes on the model route, concurrency and timeout."""
+    predictor = _predictor(
+        "dr-serving-mobilenet-amd64", {"predictor": {"containerConcurrency": 2, "timeout": 30}}
+    )
+    main = predictor["containers"][0]
+    assert main["name"] == "kserve-container"
+    assert main["args"] == [
+        "serve",
+        "--model-dir=/opt/dr-serving/model",
+        "--model-name=mobilenet",
+        "--http-port=8080",
+        "--backend=savedmodel",
+    ]
+    assert main["ports"] == [{"name": "http1", "containerPort": 8080, "protocol": "TCP"}]
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert main[probe]["httpGet"] == {"path": "/v1/models/mobilenet", "port": 8080}
+    assert (predictor["containerConcurrency"], predictor["timeout"]) == (2, 30)
+
+
+@pytest.mark.parametrize(
+    ("values", "image", "backend"),
+    [
+        ({}, "dr-serving/predictor:0.1.0-full", "savedmodel"),
+        ("lite-values.yaml", "dr-serving/predictor:0.1.0-lite", "litert"),
+        ({"models": {"mobilenet": {"flavour": "lite"}}}, "dr-serving/predictor:0.1.0-lite", "litert"),
+        (
+            {"image": {"tag": "dev"}, "models": {"mobilenet": {"backend": "litert"}}},
+            "dr-serving/predictor:dev",
+            "litert",
+        ),
+    ],
+    ids=["full-default", "lite-flavour", "per-model-flavour", "tag-and-backend-override"],
+)
+def test_flavour_picks_image_tag_and_backend(values: str | dict, image: str, backend: str) -> None:
+    """The flavour sets the image tag (<version>-<flavour>) and the backend unless overridden."""
+    main = container(isvcs(render(values))["dr-serving-mobilenet-amd64"])
+    assert main["image"] == image
+    assert f"--backend={backend}" in main["args"]
+
+
+def test_restricted_security_context() -> None:
+    """Restricted PSS: uid 1000, no escalation, ALL dropped, RuntimeDefault, read-only root, /tmp emptyDir."""
+    predictor = _predictor("dr-serving-mobilenet-graviton")
+    assert predictor["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 1000,
+        "runAsGroup": 1000,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    main = predictor["containers"][0]
+    security = main["securityContext"]
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert security["runAsNonRoot"] is True
+    assert security["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert main["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+    assert predictor["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}]
+
+
+def test_env_carries_pool_facts_and_downward_api() -> None:
+    """Env per contract: pool, arch, instance type, price, mode, profile, node and pod names."""
+    variables = env(isvcs(render("profiles-values.yaml"))["dr-serving-vgg19-graviton"])
+    assert variables["DR_POOL"] == "graviton"
+    assert variables["DR_ARCH"] == "arm64"
+    assert variables["DR_INSTANCE_TYPE"] == "c7g.xlarge"
+    assert variables["DR_PRICE_PER_HOUR"] == "0.174"
+    assert variables["DR_MODE"] == "knative"
+    assert variables["DR_MEMORY_PROFILE"] == "3Gi"
+    assert variables["DR_NODE_NAME"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}
+    assert variables["DR_POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert variables["STORAGE_URI"] == "pvc://dr-models/vgg19"
+    assert "DR_MAX_BATCH" not in variables
+
+
+def test_limits_and_extra_env_are_exported() -> None:
+    """predictor.limits become DR_MAX_* variables; extraEnv is appended."""
+    values = {
+        "predictor": {
+            "limits": {"maxImageBytes": 5000000, "maxImagePixels": 0, "maxBatch": 8},
+            "extraEnv": [{"name": "OPENBLAS_CORETYPE", "value": "SkylakeX"}],
+        }
+    }
+    variables = env(isvcs(render(values))["dr-serving-mobilenet-amd64"])
+    assert variables["DR_MAX_IMAGE_BYTES"] == "5000000"
+    assert variables["DR_MAX_BATCH"] == "8"
+    assert "DR_MAX_IMAGE_PIXELS" not in variables
+    assert variables["OPENBLAS_CORETYPE"] == "SkylakeX"
+
+
+def test_profiles_are_overridable_and_per_model() -> None:
+    """A custom profile becomes the default; a model may pick another and run on a subset of pools."""
+    services = isvcs(render("profiles-values.yaml"))
+    assert sorted(services) == [
+        "dr-serving-mobilenet-amd64",
+        "dr-serving-mobilenet-graviton",
+        "dr-serving-vgg19-graviton",
+    ]
+    assert container(services["dr-serving-mobilenet-amd64"])["resources"]["limits"] == {
+        "cpu": "2",
+        "memory": "4Gi",
+    }
+    assert container(services["dr-serving-vgg19-graviton"])["resources"]["requests"] == {
+        "cpu": "1500m",
+        "memory": "3Gi",
+    }
+
+
+def test_pod_labels_identify_model_pool_and_release() -> None:
+    """Pod labels carry the selector labels plus model, pool, arch and mode (PodMonitor, cluster tooling)."""
+    predictor = _predictor("dr-serving-mobilenet-graviton", {"podLabels": {"team": "retina"}})
+    assert predictor["labels"] == {
+        "app.kubernetes.io/name": "dr-serving",
+        "app.kubernetes.io/instance": "dr-serving",
+        "app.kubernetes.io/component": "predictor",
+        "dr-serving/model": "mobilenet",
+        "dr-serving/pool": "graviton",
+        "dr-serving/arch": "arm64",
+        "dr-serving/mode": "knative",
+        "team": "retina",
+    }
+
+
+def test_predictor_is_a_valid_pod_in_both_modes() -> None:
+    """The predictor's pod spec validates strictly as a core Pod (Kubernetes 1.32) in each mode."""
+    for values in ({}, "standard-values.yaml"):
+        for isvc in isvcs(render(values)).values():
+            validate_builtin(predictor_pod(isvc))
