@@ -12,6 +12,7 @@ environment markers against the host, not ``--platform``, so the markers are eva
 from __future__ import annotations
 
 import argparse
+import platform
 import re
 import subprocess
 import sys
@@ -95,7 +96,8 @@ def _platform_tags(dest: Path) -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     """Fill ``build/wheelhouse/linux-ARCH`` or, with ``--check``, only prove every wheel exists."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arch", choices=sorted(MACHINE), default="amd64", help="target architecture")
+    host = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), "amd64")
+    parser.add_argument("--arch", choices=sorted(MACHINE), default=host, help="target (default: this machine)")
     parser.add_argument("--flavour", choices=FLAVOURS, action="append", help="flavour(s); default both")
     parser.add_argument("--check", action="store_true", help="download into a temporary folder, report, remove")
     parser.add_argument("--dest", type=Path, help="wheelhouse folder (default build/wheelhouse/linux-ARCH)")

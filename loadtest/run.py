@@ -78,7 +78,7 @@ def run_campaign(options: argparse.Namespace) -> Path:
     campaign = None
     try:
         if fleet is not None:
-            targets = fleet.start(progress=lambda line: print(line, file=sys.stderr))
+            targets = fleet.start(progress=None if options.quiet else lambda line: print(line, file=sys.stderr))
         campaign = Campaign(
             scenario=scenario,
             targets=targets,

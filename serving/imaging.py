@@ -70,7 +70,7 @@ def decode_image(data: bytes, *, limits: Limits = _DEFAULT_LIMITS) -> Image.Imag
                 f"Expected a complete {image.format} image, got one that fails to decode ({exc}).",
                 reason="undecodable",
             ) from exc
-    image = ImageOps.exif_transpose(image)
+    ImageOps.exif_transpose(image, in_place=True)
     return to_rgb(image)
 
 

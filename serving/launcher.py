@@ -45,7 +45,7 @@ class PredictorProcess:
         cpus: Iterable[int] | None = None,
         log_path: str | os.PathLike[str] | None = None,
     ) -> None:
-        self.model_dir = Path(model_dir)
+        self.model_dir = Path(model_dir).absolute()
         self.model_name = model_name
         self.host = host
         self.port = port if port is not None else free_port(host)

@@ -133,6 +133,12 @@ def build_model(
             "not for diagnosis."
         )
         metadata = replace(metadata, weights=replace(metadata.weights, notes=notes))
+        if verbose and result.validation_accuracy < 0.3:
+            print(
+                f">> warning: held-out accuracy {result.validation_accuracy:.1%} is close to chance (20%); "
+                "train on more photos or for more epochs",
+                flush=True,
+            )
     metadata = replace(
         metadata,
         created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -164,6 +164,7 @@ def train_synthetic(
     if verbose:
         print(f">> training {model.name} for {epochs} epoch(s) of {len(batches)} steps", flush=True)
     model.fit(batches, epochs=epochs, verbose=verbose)
+    _recalibrate_batch_norm(model, train_x, scaling=metadata.scaling, batch_size=batch_size, seed=seed)
     train_accuracy = _accuracy(
         model, train_x[:validation_images], train_y[:validation_images], scaling=metadata.scaling
     )
@@ -183,6 +184,40 @@ def train_synthetic(
             flush=True,
         )
     return result
+
+
+def _recalibrate_batch_norm(
+    model: keras.Model,
+    pixels: np.ndarray,
+    *,
+    scaling: str,
+    batch_size: int,
+    seed: int,
+    max_batches: int = 16,
+) -> None:
+    """Set every batch-norm layer's inference statistics to the mean over training batches.
+
+    After a short run the moving averages still lag the weights, and a model that is right in training mode
+    can answer one class for everything in inference mode; averaging fresh batch statistics fixes that.
+    """
+    import keras
+
+    layers = [layer for layer in _all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
+    if not layers:
+        return
+    saved = [layer.momentum for layer in layers]
+    order = np.random.default_rng(seed + 1).permutation(len(pixels))
+    starts = range(0, len(pixels), batch_size)
+    try:
+        for index, start in enumerate(list(starts)[:max_batches]):
+            # momentum i/(i+1): after n batches each moving statistic is the plain mean of n batch statistics
+            for layer in layers:
+                layer.momentum = index / (index + 1)
+            batch = tensor.scale(pixels[order[start : start + batch_size]], scaling=scaling)
+            model(batch, training=True)
+    finally:
+        for layer, momentum in zip(layers, saved, strict=True):
+            layer.momentum = momentum
 
 
 def _all_layers(model: keras.Model) -> list[keras.layers.Layer]:

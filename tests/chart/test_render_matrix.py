@@ -142,3 +142,17 @@ def test_matrix_installs_with_client_dry_run(
 
 def _by_key(objects: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
     return {(obj["kind"], obj["metadata"]["name"]): obj for obj in objects}
+
+
+@pytest.mark.parametrize("ci_file", sorted(p.name for p in (CHART / "ci").glob("*-values.yaml")))
+def test_each_ci_values_file_renders_valid_objects(ci_file: str) -> None:
+    """Every object rendered from each ci/*-values.yaml validates against its schema."""
+    objects = render(ci_file)
+    assert isvcs(objects)
+    for obj in objects:
+        if obj["apiVersion"].startswith(CRD_GROUPS):
+            validate_crd(obj)
+        else:
+            validate_builtin(obj)
+    for isvc in isvcs(objects).values():
+        validate_builtin(predictor_pod(isvc))

@@ -1,0 +1,91 @@
+##@ Cluster
+
+# Local cluster and release settings (override on the command line, e.g. `make deploy FLAVOUR=lite`).
+# kind cluster name (kind-config.yaml names it dr-serving too).
+KIND_CLUSTER ?= dr-serving
+# Helm release name; InferenceServices are named <release>-<model>-<pool>.
+RELEASE ?= dr-serving
+# Namespace the release is installed into.
+NAMESPACE ?= dr-serving
+# Predictor image flavour to load and deploy: full (TensorFlow) or lite (LiteRT).
+FLAVOUR ?= full
+# Values file(s) for `make deploy` (kind by default; pass your own for EKS).
+DEPLOY_VALUES ?= charts/dr-serving/ci/kind-values.yaml
+# Extra arguments for `helm upgrade --install`, e.g. DEPLOY_ARGS="--set mode=standard".
+DEPLOY_ARGS ?=
+# Seconds `make deploy` waits for every InferenceService to be Ready.
+DEPLOY_TIMEOUT ?= 600
+# 1 = also apply the fast scale-to-zero autoscaler config (cold-start experiments).
+FAST_SCALE_TO_ZERO ?= 0
+# 1 = expose Kourier on NodePort 31080 for kind; 0 keeps its LoadBalancer Service (EKS).
+KOURIER_NODEPORT ?= 1
+
+CHART_DIR := charts/dr-serving
+CLUSTER_IMAGE_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+CLUSTER_IMAGE := dr-serving/predictor:$(CLUSTER_IMAGE_VERSION)-$(FLAVOUR)
+
+.PHONY: kind-up
+kind-up: ## Create the kind cluster from kind-config.yaml (control plane + amd64 and graviton workers) unless it exists.
+	@command -v kind >/dev/null || { echo "Error: kind is not on PATH; install kind $(KIND_VERSION): https://kind.sigs.k8s.io/docs/user/quick-start/#installation" >&2; exit 1; }
+	@kind_v="$$(kind version 2>/dev/null || true)"; [[ "$$kind_v" == *"$(KIND_VERSION) "* ]] || echo ">> note: expected kind $(KIND_VERSION), found: $$kind_v"
+	@if kind get clusters 2>/dev/null | grep -qx '$(KIND_CLUSTER)'; then \
+	  echo ">> kind cluster '$(KIND_CLUSTER)' exists"; \
+	else \
+	  echo ">> creating kind cluster '$(KIND_CLUSTER)' ($(KIND_NODE_IMAGE)) from kind-config.yaml"; \
+	  kind create cluster --name '$(KIND_CLUSTER)' --config kind-config.yaml --image '$(KIND_NODE_IMAGE)' --wait 180s; \
+	fi
+	@kubectl get nodes -L dr-serving/pool -L kubernetes.io/arch
+
+.PHONY: kind-down
+kind-down: ## Delete the kind cluster (nothing to do when it does not exist).
+	@echo ">> deleting kind cluster '$(KIND_CLUSTER)'"
+	@kind delete cluster --name '$(KIND_CLUSTER)'
+
+.PHONY: cluster-addons
+cluster-addons: tools ## Install cert-manager, Knative Serving + Kourier, KServe and kube-prometheus-stack (pinned in manifests/versions.env).
+	@echo ">> installing cluster add-ons into the current kubectl context ($$(kubectl config current-context))"
+	@KUBECTL=kubectl HELM="$(HELM)" FAST_SCALE_TO_ZERO=$(FAST_SCALE_TO_ZERO) KOURIER_NODEPORT=$(KOURIER_NODEPORT) \
+	  manifests/install-addons.sh
+
+.PHONY: kind-load
+kind-load: ## Re-tag dr-serving/predictor:<version>-<FLAVOUR> as kind.local/... and load it into the kind nodes.
+	@docker image inspect '$(CLUSTER_IMAGE)' >/dev/null 2>&1 || { echo "Error: image $(CLUSTER_IMAGE) not found; run: make image FLAVOUR=$(FLAVOUR)" >&2; exit 1; }
+	@echo ">> docker tag $(CLUSTER_IMAGE) kind.local/$(CLUSTER_IMAGE)"
+	@docker tag '$(CLUSTER_IMAGE)' 'kind.local/$(CLUSTER_IMAGE)'
+	@echo ">> kind load docker-image kind.local/$(CLUSTER_IMAGE) --name $(KIND_CLUSTER)"
+	@kind load docker-image 'kind.local/$(CLUSTER_IMAGE)' --name '$(KIND_CLUSTER)'
+
+.PHONY: deploy
+deploy: tools ## Install or upgrade the chart (DEPLOY_VALUES, default ci/kind-values.yaml) and wait until every InferenceService is Ready.
+	@echo ">> helm upgrade --install $(RELEASE) $(CHART_DIR) -n $(NAMESPACE) -f $(DEPLOY_VALUES) --set image.flavour=$(FLAVOUR) $(DEPLOY_ARGS)"
+	@"$(HELM)" upgrade --install '$(RELEASE)' '$(CHART_DIR)' --namespace '$(NAMESPACE)' --create-namespace \
+	  $(foreach f,$(DEPLOY_VALUES),-f $(f)) --set image.flavour=$(FLAVOUR) $(DEPLOY_ARGS)
+	@echo ">> waiting up to $(DEPLOY_TIMEOUT)s for the InferenceServices of $(RELEASE) to be Ready"
+	@$(DR) deploy wait --namespace '$(NAMESPACE)' --release '$(RELEASE)' --timeout $(DEPLOY_TIMEOUT)
+	@$(DR) deploy endpoints --namespace '$(NAMESPACE)' --release '$(RELEASE)'
+
+.PHONY: undeploy
+undeploy: tools ## Uninstall the release (nothing to do when it is not installed).
+	@echo ">> helm uninstall $(RELEASE) -n $(NAMESPACE)"
+	@"$(HELM)" uninstall '$(RELEASE)' --namespace '$(NAMESPACE)' --ignore-not-found --wait
+
+.PHONY: helm-test
+helm-test: tools ## Run the chart's helm test: one real prediction against every InferenceService of the release.
+	@echo ">> helm test $(RELEASE) -n $(NAMESPACE)"
+	@"$(HELM)" test '$(RELEASE)' --namespace '$(NAMESPACE)' --logs
+
+##@ Chart
+
+.PHONY: chart-lint
+chart-lint: tools ## Lint the chart with the default values and every ci/*-values.yaml.
+	@echo ">> helm lint --strict $(CHART_DIR)"
+	@"$(HELM)" lint --strict '$(CHART_DIR)'
+	@for f in $(CHART_DIR)/ci/*-values.yaml; do echo ">> helm lint --strict $(CHART_DIR) -f $$f"; "$(HELM)" lint --strict '$(CHART_DIR)' -f "$$f" >/dev/null; done
+
+.PHONY: chart-docs
+chart-docs: setup ## Regenerate the chart README's values table from the comments in values.yaml.
+	@$(PY) scripts/chart_values_table.py
+
+.PHONY: chart-schemas
+chart-schemas: setup ## Regenerate tests/chart/schemas/crds.json from the upstream CRDs in ../shared/schemas.
+	@$(PY) scripts/compact_crd_schemas.py

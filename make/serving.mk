@@ -1,0 +1,24 @@
+##@ Serving
+
+# The predictor: KServe's model server with the DR model, V1/V2/SageMaker routes, on one HTTP port.
+
+# Model directory to serve (model.mk sets it from MODEL_ARCH; this is the fallback).
+MODEL_DIR ?= models/mobilenet
+# HTTP port of `make serve`.
+PORT ?= 8080
+# Address `make serve` binds (HOST is often set by shells, hence the prefix; 0.0.0.0 accepts other machines).
+SERVE_HOST ?= 127.0.0.1
+# Inference backend: auto, savedmodel or litert.
+BACKEND ?= auto
+# Timed requests per measurement in `make bench`.
+BENCH_REQUESTS ?= 50
+# Models measured by `make bench` (built under MODELS_DIR when missing).
+BENCH_MODELS ?= mobilenet,vgg19
+
+.PHONY: serve
+serve: model ## Serve MODEL_DIR on SERVE_HOST:PORT until Ctrl-C (V1, V2, SageMaker /invocations, /metrics).
+	@$(DR) serve --model-dir $(MODEL_DIR) --host $(SERVE_HOST) --http-port $(PORT) --backend $(BACKEND)
+
+.PHONY: bench
+bench: models ## Benchmark bare vs served prediction, loopback overhead and the matmul roofline; writes runs/bench-*.json.
+	@$(DR) bench --models $(BENCH_MODELS) --requests $(BENCH_REQUESTS) --model-root $(or $(MODELS_DIR),models)

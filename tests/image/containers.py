@@ -1,0 +1,167 @@
+"""Run predictor containers the way the rendered chart runs them, for the image tests and ``docker/measure.py``.
+
+Same arguments and environment as the chart's InferenceService (``serve --model-dir=/mnt/models --model-name=...
+--http-port=8080 --backend=...``, ``DR_*``), uid 1000, read-only root with a tmpfs ``/tmp``, all capabilities
+dropped, the smallest profile's limits (1 GiB, half a CPU), and a port published on 127.0.0.1 only (or, when the
+engine runs without a bridge, the host network with a free port).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+#: The smallest resource profile of the chart (values.yaml profiles.1Gi).
+SMALLEST_PROFILE = {"memory": "1g", "cpus": "0.5", "name": "1Gi"}
+BACKEND = {"full": "savedmodel", "lite": "litert"}
+
+
+def load_images_module() -> ModuleType:
+    """Import ``docker/images.py`` (a script folder, not a package) as a module."""
+    spec = importlib.util.spec_from_file_location("dr_docker_images", ROOT / "docker" / "images.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def docker(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run a docker CLI command and capture its output."""
+    result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise RuntimeError(f"docker {' '.join(args[:3])} failed ({result.returncode}): {result.stderr.strip()}")
+    return result
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def bridge_available() -> bool:
+    """Whether the engine has its default bridge network (dockerd may run with ``--bridge=none``)."""
+    return bool(docker("network", "ls", "--filter", "name=^bridge$", "-q", check=False).stdout.strip())
+
+
+@dataclass
+class Container:
+    """A running predictor container and the URL it answers on."""
+
+    image: str
+    flavour: str
+    model_name: str = "mobilenet"
+    model_mount: Path | None = None
+    model_dir: str = "/mnt/models"
+    env: dict[str, str] = field(default_factory=dict)
+    profile: dict[str, str] = field(default_factory=lambda: dict(SMALLEST_PROFILE))
+    name: str = field(default_factory=lambda: f"dr-test-{uuid.uuid4().hex[:10]}")
+    port: int = 0
+    started_at: float = 0.0
+
+    @property
+    def backend(self) -> str:
+        """The backend the chart selects for this flavour."""
+        return BACKEND[self.flavour]
+
+    @property
+    def url(self) -> str:
+        """Base URL of the predictor."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def args(self, http_port: int) -> list[str]:
+        """The container arguments, exactly as the chart renders them."""
+        return [
+            "serve",
+            f"--model-dir={self.model_dir}",
+            f"--model-name={self.model_name}",
+            f"--http-port={http_port}",
+            f"--backend={self.backend}",
+        ]
+
+    def start(self) -> Container:
+        """``docker run -d`` the container; returns self."""
+        self.port = free_port()
+        options = ["--name", self.name, "--user", "1000:1000", "--read-only", "--tmpfs", "/tmp:rw,size=256m"]
+        options += ["--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
+        options += ["--memory", self.profile["memory"], "--cpus", self.profile["cpus"]]
+        env = {
+            "DR_POOL": "amd64",
+            "DR_ARCH": "amd64",
+            "DR_INSTANCE_TYPE": "m5.xlarge",
+            "DR_PRICE_PER_HOUR": "0.23",
+            "DR_MODE": "standard",
+            "DR_MEMORY_PROFILE": self.profile["name"],
+            "DR_NODE_NAME": "docker-host",
+            "DR_POD_NAME": self.name,
+            **self.env,
+        }
+        for key, value in env.items():
+            options += ["--env", f"{key}={value}"]
+        if self.model_mount is not None:
+            options += ["--volume", f"{self.model_mount}:/mnt/models:ro"]
+        if bridge_available():
+            options += ["--publish", f"127.0.0.1:{self.port}:8080"]
+            http_port = 8080
+        else:
+            options += ["--network", "host"]
+            http_port = self.port
+        self.started_at = time.monotonic()
+        docker("run", "--detach", *options, self.image, *self.args(http_port))
+        return self
+
+    def wait_ready(self, timeout: float = 120.0) -> float:
+        """Poll the chart's readiness route until 200; returns seconds since start."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/v1/models/{self.model_name}", timeout=2).status_code == 200:
+                    return time.monotonic() - self.started_at
+            if not self.running():
+                raise RuntimeError(f"container {self.name} exited before ready:\n{self.logs()[-3000:]}")
+            time.sleep(0.05)
+        raise TimeoutError(f"container {self.name} not ready after {timeout:.0f} s:\n{self.logs()[-3000:]}")
+
+    def predict(self, image: bytes, *, timeout: float = 60.0) -> httpx.Response:
+        """POST one raw JPEG to the V1 predict route."""
+        return httpx.post(
+            f"{self.url}/v1/models/{self.model_name}:predict",
+            content=image,
+            headers={"Content-Type": "image/jpeg"},
+            timeout=timeout,
+        )
+
+    def running(self) -> bool:
+        """Whether the container is still running."""
+        result = docker("inspect", "-f", "{{.State.Running}}", self.name, check=False)
+        return result.stdout.strip() == "true"
+
+    def exit_code(self, timeout: float = 60.0) -> int:
+        """Wait for the container to exit; returns its exit code."""
+        return int(docker("wait", self.name, timeout=timeout).stdout.strip())
+
+    def logs(self) -> str:
+        """stdout and stderr of the container so far."""
+        result = docker("logs", self.name, check=False)
+        return result.stdout + result.stderr
+
+    def remove(self) -> None:
+        """Force-remove the container."""
+        docker("rm", "--force", self.name, check=False)
+
+    def __enter__(self) -> Container:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()

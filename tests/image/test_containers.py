@@ -1,0 +1,144 @@
+"""Both image flavours, built from the Dockerfile and run as the chart runs them, answer like the predictor."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from containers import Container, docker
+from prometheus_client.parser import text_string_to_metric_families
+
+from serving.metadata import DEFAULT_CLASS_NAMES
+from serving.zoo.synthetic import encode_image, make_fundus_image
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def fundus_jpeg() -> bytes:
+    """A synthetic fundus photograph of grade 2, as a JPEG."""
+    return encode_image(make_fundus_image(2, size=512, seed=7))
+
+
+def _metrics(container: Container) -> dict[str, list[tuple[dict[str, str], float]]]:
+    answer = httpx.get(f"{container.url}/metrics", timeout=10)
+    assert answer.status_code == 200
+    samples: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(answer.text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append((dict(sample.labels), sample.value))
+    return samples
+
+
+def test_predicts_a_grade_from_a_raw_jpeg(running: Container, fundus_jpeg: bytes) -> None:
+    answer = running.predict(fundus_jpeg)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    (prediction,) = body["predictions"]
+    assert prediction["grade"] in range(5)
+    assert prediction["label"] == DEFAULT_CLASS_NAMES[prediction["grade"]]
+    assert len(prediction["probabilities"]) == 5
+    assert sum(prediction["probabilities"]) == pytest.approx(1.0, abs=1e-3)
+    assert answer.headers["X-DR-Backend"] == running.backend
+    assert answer.headers["X-DR-Model"] == "mobilenet"
+    assert answer.headers["X-DR-Pool"] == "amd64"
+
+
+def test_metrics_count_predictions_with_the_backend_label(running: Container, fundus_jpeg: bytes) -> None:
+    before = _metrics(running)
+    assert running.predict(fundus_jpeg).status_code == 200
+    after = _metrics(running)
+
+    def predictions(samples: dict[str, list[tuple[dict[str, str], float]]]) -> float:
+        return sum(value for labels, value in samples.get("dr_predictions_total", []) if labels["model"] == "mobilenet")
+
+    assert predictions(after) == predictions(before) + 1
+    (info_labels, info_value), *_ = after["dr_model_info"]
+    assert info_value == 1
+    assert info_labels["backend"] == running.backend
+    assert info_labels["pool"] == "amd64"
+    assert any(labels["backend"] == running.backend for labels, _ in after["dr_startup_seconds"])
+
+
+def test_runs_as_uid_1000_on_a_read_only_root(running: Container) -> None:
+    status = docker("exec", running.name, "cat", "/proc/1/status").stdout
+    uids = next(line.split()[1:] for line in status.splitlines() if line.startswith("Uid:"))
+    assert set(uids) == {"1000"}
+    write = docker("exec", running.name, "python", "-c", "open('/opt/probe', 'w')", check=False)
+    assert write.returncode != 0
+    assert "Read-only file system" in write.stderr
+
+
+def test_sigterm_lets_in_flight_requests_finish(built_images: dict[str, str], served_model_dir: Path) -> None:
+    """SIGTERM during a burst: every request already sent succeeds, then the container exits cleanly."""
+    burst = 24
+    image = encode_image(make_fundus_image(3, size=512, seed=11))
+    with Container(image=built_images["lite"], flavour="lite", model_mount=served_model_dir) as container:
+        container.wait_ready()
+        results: list[tuple[int, float]] = []
+        errors: list[str] = []
+        lock = threading.Lock()
+        sent = threading.Barrier(burst + 1)
+
+        def send() -> None:
+            sent.wait()
+            try:
+                status = container.predict(image, timeout=120).status_code
+            except httpx.HTTPError as exc:
+                with lock:
+                    errors.append(repr(exc))
+                return
+            with lock:
+                results.append((status, time.monotonic()))
+
+        threads = [threading.Thread(target=send) for _ in range(burst)]
+        for thread in threads:
+            thread.start()
+        sent.wait()
+        time.sleep(0.2)  # let the requests reach the server before the signal
+        term_at = time.monotonic()
+        docker("kill", "--signal", "TERM", container.name)
+        for thread in threads:
+            thread.join(timeout=120)
+        exit_code = container.exit_code()
+        logs = container.logs()
+
+    assert errors == [], logs[-2000:]
+    assert [status for status, _ in results] == [200] * burst
+    finished_after_term = sum(1 for _, done in results if done > term_at)
+    assert finished_after_term > 0, "the burst finished before SIGTERM, so nothing was in flight; enlarge it"
+    assert exit_code == 0, logs[-2000:]
+
+
+@pytest.mark.parametrize("model_dir", ["/mnt/models", "/opt/dr-serving/model"], ids=["chart-path", "baked-path"])
+def test_baked_model_serves_without_a_volume(baked_lite_image: str, fundus_jpeg: bytes, model_dir: str) -> None:
+    with Container(image=baked_lite_image, flavour="lite", model_dir=model_dir) as container:
+        container.wait_ready()
+        answer = container.predict(fundus_jpeg)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["predictions"][0]["grade"] in range(5)
+
+
+def test_lite_image_has_no_tensorflow(built_images: dict[str, str]) -> None:
+    probe = (
+        "import importlib.util, sys, glob; "
+        "found = [m for m in ('tensorflow', 'keras', 'tf_keras') if importlib.util.find_spec(m)]; "
+        "found += glob.glob('/opt/venv/lib/python3*/site-packages/tensorflow*'); "
+        "import ai_edge_litert.interpreter, kserve; print(found)"
+    )
+    answer = docker("run", "--rm", "--entrypoint", "python", built_images["lite"], "-c", probe)
+    assert answer.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("flavour", ["lite", "full"])
+def test_image_has_no_compilers_installers_or_caches(built_images: dict[str, str], flavour: str) -> None:
+    probe = (
+        "import glob, shutil; "
+        "print([t for t in ('gcc', 'cc', 'c++', 'pip', 'pip3') if shutil.which(t)] "
+        "+ glob.glob('/root/.cache/*') + glob.glob('/var/cache/apt/archives/*.deb') + glob.glob('/wheels'))"
+    )
+    answer = docker("run", "--rm", "--entrypoint", "python", built_images[flavour], "-c", probe)
+    assert answer.stdout.strip() == "[]"

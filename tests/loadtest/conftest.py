@@ -1,0 +1,80 @@
+"""Fixtures for the load-lab tests: a real predictor process, and the ``dr-serving`` CLI run as a child process.
+
+Locust monkey-patches the standard library with gevent as soon as it is imported. This pytest process is shared
+with the other areas' tests (TensorFlow training fixtures, asyncio servers, subprocesses), so it stays unpatched:
+``LOCUST_SKIP_MONKEY_PATCH=1`` is set here, before any test module imports Locust. Listener and shape tests then use a
+real ``Environment`` and real event hooks, which need no greenlets; every real campaign runs through
+``dr-serving lab run`` in a child process that patches first (``loadtest/run.py``), exactly as users run it.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ["LOCUST_SKIP_MONKEY_PATCH"] = "1"
+
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from loadtest.targets import Target  # noqa: E402
+
+#: Labels the shared predictor is started with (read back from its X-DR-* headers).
+PREDICTOR_ENV = {"DR_POOL": "testpool", "DR_INSTANCE_TYPE": "m5.xlarge", "DR_MODE": "local"}
+
+
+def child_env() -> dict[str, str]:
+    """The environment for child processes: this one minus the no-patch switch and ``DR_*`` settings."""
+    return {
+        k: v for k, v in os.environ.items() if k != "LOCUST_SKIP_MONKEY_PATCH" and not k.startswith("DR_")
+    }
+
+
+def dr_serving(*args: str, cwd: Path, timeout: float = 300.0) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m serving ARGS`` (the ``dr-serving`` CLI) in ``cwd``; output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "serving", *args],
+        cwd=cwd,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def predictor(mobilenet_dir: Path) -> Iterator[Target]:
+    """The synthetic-trained MobileNet served by a real predictor process on 127.0.0.1, as a Target."""
+    from serving.launcher import PredictorProcess
+
+    process = PredictorProcess(mobilenet_dir, model_name="mobilenet", env=PREDICTOR_ENV)
+    with process:
+        yield Target(model="mobilenet", url=process.url, pool="testpool", arch="unknown", instance_type="unknown")
+
+
+@pytest.fixture(scope="session")
+def warm_up_run(mobilenet_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One short emulated warm-up over two pools, with the real Prometheus server; returns its run folder."""
+    from loadtest.emulation import DEFAULT_POOLS
+
+    out = tmp_path_factory.mktemp("warm-up-runs")
+    result = dr_serving(
+        "lab", "run", "warm-up", "--local", "--model-dir", f"mobilenet={mobilenet_dir}",
+        "--pools", ",".join(DEFAULT_POOLS), "--requests", "6", "--interval", "0.05", "--image-count", "4",
+        "--image-size", "256", "--out", str(out), "--quiet",
+        cwd=out,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    runs = sorted(out.glob("*-warm-up"))
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+@pytest.fixture(scope="session")
+def cli() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``cli(*args, cwd=...)`` runs the real ``dr-serving`` command line in a child process."""
+    return dr_serving

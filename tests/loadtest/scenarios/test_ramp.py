@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from loadtest.targets import Target
+
+pytestmark = pytest.mark.slow
+
+
+def test_small_ramp_reports_each_step(cli, predictor: Target, tmp_path: Path) -> None:
+    result = cli(
+        "lab", "run", "ramp", "--url", predictor.url, "--users", "2,4", "--step-seconds", "2", "--pause", "0.1",
+        "--protocol", "v2", "--image-size", "256", "--no-prometheus", "--out", str(tmp_path), "--quiet",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (run_dir,) = tmp_path.glob("*-ramp")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["settings"] == {"seed": 0, "users": [2, 4], "step_seconds": 2.0, "pause_s": 0.1}
+    assert summary["protocol"] == "v2"
+    steps = {s["users"]: s for s in summary["steps"]}
+    assert {2, 4} <= set(steps) and max(steps) == 4
+    for step in steps.values():
+        assert step["error_pct"] == 0.0
+        assert set(step["client_ms"]) >= {"p50", "p95", "p99"}
+        assert step["client_ms"]["p50"] <= step["client_ms"]["p95"] <= step["client_ms"]["p99"]
+    assert steps[4]["throughput_rps"] > 0
+    report = (run_dir / "report.md").read_text()
+    assert "## Load steps (client latency ms)" in report
+    assert (run_dir / "plots" / "load_steps.png").is_file()

@@ -1,0 +1,58 @@
+"""Serving fixtures: the real predictor started once per session as a subprocess, and test images."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from serving.launcher import PredictorProcess
+from serving.zoo.synthetic import encode_image, make_fundus_image
+
+#: Environment of the session's predictor: node labels to find in headers and metrics, and small limits.
+PREDICTOR_ENV = {
+    "DR_POOL": "test-pool",
+    "DR_INSTANCE_TYPE": "test.large",
+    "DR_MODE": "local",
+    "DR_NODE_NAME": "test-node",
+    "DR_MAX_IMAGE_BYTES": "2000000",
+    "DR_MAX_BATCH": "4",
+}
+#: Flags win over the environment.
+PREDICTOR_ARGS = ("--max-image-pixels=20000000",)
+
+
+@pytest.fixture(scope="session")
+def predictor(mobilenet_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PredictorProcess]:
+    """``dr-serving serve`` on the synthetic-trained MobileNet, 127.0.0.1, a free port; stopped at the end."""
+    log_path = tmp_path_factory.mktemp("predictor") / "predictor.log"
+    process = PredictorProcess(
+        mobilenet_dir, model_name="mobilenet", env=PREDICTOR_ENV, extra_args=PREDICTOR_ARGS, log_path=log_path
+    )
+    process.start()
+    try:
+        process.wait_ready(timeout=240)
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def client(predictor: PredictorProcess) -> Iterator[httpx.Client]:
+    """An HTTP client for the session's predictor (no proxies from the environment)."""
+    with httpx.Client(base_url=predictor.url, timeout=60.0, trust_env=False) as http:
+        yield http
+
+
+@pytest.fixture(scope="session")
+def fundus_jpegs() -> list[bytes]:
+    """Five 224 px synthetic fundus photos as JPEG, grades 0–4."""
+    return [encode_image(make_fundus_image(grade, size=224, seed=grade), "JPEG") for grade in range(5)]
+
+
+@pytest.fixture(scope="session")
+def fundus_png() -> bytes:
+    """A 300 px synthetic fundus photo (grade 3) as PNG."""
+    return encode_image(make_fundus_image(3, size=300, seed=11), "PNG")

@@ -1,0 +1,80 @@
+"""``DRModel`` in process: load, the three steps through KServe's ``Model.__call__``, readiness, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+
+import pytest
+
+from serving.errors import ModelLoadError, NotReady
+from serving.limits import Limits
+from serving.metadata import METADATA_FILENAME
+from serving.metrics import NodeLabels
+from serving.predictor import ARRIVAL_HEADER, DRModel
+from serving.zoo.synthetic import encode_image, make_fundus_image
+
+NODE = NodeLabels(pool="p1", arch="arm64", instance_type="c7g.xlarge", mode="knative", node="n1")
+
+
+def test_not_ready_before_load(foreign_savedmodel_dir: Path) -> None:
+    model = DRModel("foreign", model_dir=foreign_savedmodel_dir, node=NODE)
+    assert model.ready is False
+    assert model.get_input_types() == [] and model.get_output_types() == []
+    with pytest.raises(NotReady, match="still loading"):
+        asyncio.run(model.preprocess(b"", {"content-type": "image/jpeg"}))
+
+
+def test_299_model_serves_without_metadata(savedmodel_299_dir: Path) -> None:
+    model = DRModel("published-299", model_dir=savedmodel_299_dir, node=NODE, limits=Limits(max_batch=2))
+    assert model.load() is True and model.ready is True
+    assert model.metadata is not None and model.metadata.input_size == (299, 299)
+    assert model.load_seconds is not None and model.load_seconds > 0
+    assert model.get_input_types()[1]["shape"] == [-1, 299, 299, 3]
+    image = encode_image(make_fundus_image(2, size=400, seed=5), "JPEG")
+    answer, headers = asyncio.run(model(image, headers={"content-type": "image/jpeg"}))
+    assert answer["model"] == "published-299" and answer["batch_size"] == 1
+    assert len(answer["predictions"][0]["probabilities"]) == 5
+    assert headers["X-DR-Model"] == "published-299"
+    assert headers["X-DR-Backend"] == "savedmodel"
+    assert (headers["X-DR-Pool"], headers["X-DR-Arch"], headers["X-DR-Instance-Type"]) == (
+        "p1",
+        "arm64",
+        "c7g.xlarge",
+    )
+    assert (headers["X-DR-Mode"], headers["X-DR-Node"]) == ("knative", "n1")
+    assert float(headers["X-DR-Prediction-Ms"]) > 0
+    model.stop()
+    assert model.ready is False
+
+
+def test_server_time_counts_from_the_arrival_header(foreign_savedmodel_dir: Path) -> None:
+    import time
+
+    model = DRModel("foreign", model_dir=foreign_savedmodel_dir, node=NODE)
+    model.load()
+    image = encode_image(make_fundus_image(1, size=224, seed=1), "PNG")
+    arrived = time.perf_counter_ns() - 2_000_000_000  # pretend the request arrived two seconds ago
+    answer, _ = asyncio.run(model(image, headers={"content-type": "image/png", ARRIVAL_HEADER: str(arrived)}))
+    assert answer["server_ms"] >= 2000
+    model.stop()
+
+
+def test_invalid_metadata_fails_the_load(foreign_savedmodel_dir: Path, tmp_path: Path) -> None:
+    model_dir = tmp_path / "model"
+    shutil.copytree(foreign_savedmodel_dir, model_dir)
+    (model_dir / METADATA_FILENAME).write_text('{"scaling": "tf"}')
+    with pytest.raises(ModelLoadError, match="'scaling' must be one of"):
+        DRModel("m", model_dir=model_dir).load()
+
+
+def test_metadata_class_count_must_match_the_model(foreign_savedmodel_dir: Path, tmp_path: Path) -> None:
+    model_dir = tmp_path / "model"
+    shutil.copytree(foreign_savedmodel_dir, model_dir)
+    (model_dir / METADATA_FILENAME).write_text(
+        '{"class_names": ["healthy", "referable"], "referable_min_grade": 1}'
+    )
+    with pytest.raises(ModelLoadError) as info:
+        DRModel("m", model_dir=model_dir).load()
+    assert "to have 2 classes as dr_model.json says, got 5" in str(info.value)
