@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -67,10 +68,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     group.add_argument("--http-port", dest="http_port", type=int, help="Alias of --http_port.")
     group.add_argument("--host", default="0.0.0.0", help="Address to bind (use 127.0.0.1 for local runs).")
     group.add_argument("--backend", default="auto", choices=BACKEND_KINDS, help="Inference backend.")
-    group.add_argument("--max-image-bytes", type=int, help="Largest encoded image (env DR_MAX_IMAGE_BYTES).")
-    group.add_argument("--max-image-pixels", type=int, help="Most decoded pixels (env DR_MAX_IMAGE_PIXELS).")
-    group.add_argument("--min-image-side", type=int, help="Smallest image side, px (env DR_MIN_IMAGE_SIDE).")
-    group.add_argument("--max-batch", type=int, help="Most images per request (env DR_MAX_BATCH).")
+    from serving import limits
+
+    for flag, variable, default, meaning in (
+        (
+            "--max-image-bytes",
+            "DR_MAX_IMAGE_BYTES",
+            limits.DEFAULT_MAX_IMAGE_BYTES,
+            "Largest encoded image, bytes",
+        ),
+        ("--max-image-pixels", "DR_MAX_IMAGE_PIXELS", limits.DEFAULT_MAX_IMAGE_PIXELS, "Most decoded pixels"),
+        ("--min-image-side", "DR_MIN_IMAGE_SIDE", limits.DEFAULT_MIN_IMAGE_SIDE, "Smallest image side, px"),
+        ("--max-batch", "DR_MAX_BATCH", limits.DEFAULT_MAX_BATCH, "Most images per request"),
+    ):
+        group.add_argument(
+            flag,
+            type=int,
+            default=argparse.SUPPRESS,
+            help=f"{meaning} (default: ${variable}, else {default}).",
+        )
     # Our defaults for KServe's flags: the name comes from the model; one HTTP port, no gRPC.
     parser.set_defaults(func=run, model_name=None, enable_grpc=False, http_port=8080)
 
@@ -80,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
     from serving.cli import CliError
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # KServe 0.21's app uses FastAPI's deprecated ORJSONResponse; the notice is not ours to act on.
+    warnings.filterwarnings("ignore", message="ORJSONResponse is deprecated")
     started = process_start_time()
     _configure_logging()
     if getattr(args, "enable_grpc", False):
@@ -99,10 +117,10 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         limits = Limits.from_env(
-            max_image_bytes=args.max_image_bytes,
-            max_image_pixels=args.max_image_pixels,
-            min_image_side=args.min_image_side,
-            max_batch=args.max_batch,
+            max_image_bytes=getattr(args, "max_image_bytes", None),
+            max_image_pixels=getattr(args, "max_image_pixels", None),
+            min_image_side=getattr(args, "min_image_side", None),
+            max_batch=getattr(args, "max_batch", None),
         )
     except ValueError as exc:
         raise CliError(str(exc), code=2) from exc

@@ -37,7 +37,7 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 #: Where the test models live (git-ignored).
 TEST_MODELS_DIR = Path(__file__).resolve().parent.parent / "models" / "test"
-#: Synthetic photos and epochs for the trained MobileNet fixture (≈1–2 minutes on 2 cores).
+#: Synthetic photos and epochs for the trained MobileNet fixture (≈2–3 minutes on 2 shared cores).
 FIXTURE_TRAIN_IMAGES = 300
 FIXTURE_EPOCHS = 3
 FIXTURE_SEED = 0
@@ -94,15 +94,14 @@ def mobilenet_dir() -> Path:
     """
     from serving.zoo import build_model
 
-    target = TEST_MODELS_DIR / "mobilenet"
-    with _model_lock("mobilenet"):
-        return build_model(
-            "mobilenet",
-            target,
-            train_synthetic=FIXTURE_TRAIN_IMAGES,
-            epochs=FIXTURE_EPOCHS,
-            seed=FIXTURE_SEED,
-        )
+    # build_model locks the folder itself and reuses a model built with the same options.
+    return build_model(
+        "mobilenet",
+        TEST_MODELS_DIR / "mobilenet",
+        train_synthetic=FIXTURE_TRAIN_IMAGES,
+        epochs=FIXTURE_EPOCHS,
+        seed=FIXTURE_SEED,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -110,9 +109,7 @@ def vgg19_dir() -> Path:
     """VGG19 as published, random weights, with dr_model.json (224×224×3 ``image`` → ``probabilities``)."""
     from serving.zoo import build_model
 
-    target = TEST_MODELS_DIR / "vgg19"
-    with _model_lock("vgg19"):
-        return build_model("vgg19", target, seed=FIXTURE_SEED)
+    return build_model("vgg19", TEST_MODELS_DIR / "vgg19", seed=FIXTURE_SEED)
 
 
 @pytest.fixture(scope="session")

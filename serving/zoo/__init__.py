@@ -10,8 +10,11 @@ few minutes on synthetic images.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -109,13 +112,38 @@ def build_model(
         if verbose:
             print(f">> reusing {arch} in {out} (same options; --force rebuilds it)", flush=True)
         return out
+    with _build_lock(out):
+        # Another process may have built it while this one waited for the lock.
+        if not force and compatible_model(out, wanted) is not None:
+            if verbose:
+                print(f">> reusing {arch} in {out} (built meanwhile by another process)", flush=True)
+            return out
+        return _build(wanted, out, train_synthetic=train_synthetic, epochs=epochs, seed=seed, verbose=verbose)
 
+
+@contextmanager
+def _build_lock(out: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``.<name>.build.lock`` beside ``out``, so parallel builds do not collide."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.parent / f".{out.name}.build.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _build(
+    wanted: ModelMetadata, out: Path, *, train_synthetic: int, epochs: int, seed: int, verbose: int
+) -> Path:
+    """Build, train (when asked), export and check the model ``wanted`` describes."""
     import tensorflow as tf
 
     from serving.zoo.architectures import build_keras_model
     from serving.zoo.export import directory_size, export_savedmodel, verify_export
     from serving.zoo.train import train_synthetic as train
 
+    arch, input_size = wanted.architecture, wanted.input.height
     started = time.perf_counter()
     if verbose:
         print(f">> building {arch} at {input_size}x{input_size}x3 (seed {seed})", flush=True)

@@ -128,4 +128,3 @@ def verify_export(
 def directory_size(path: str | os.PathLike[str]) -> int:
     """Total size of the files under ``path``, bytes."""
     return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
-

@@ -62,7 +62,9 @@ def test_a_keras3_model_saved_with_tf_saved_model_save_is_refused(tmp_path: Path
 
     directory = tmp_path / "plain"
     tf.saved_model.save(model, str(directory), signatures={"serving_default": serve})
-    ModelMetadata(name="tiny", input=InputInfo(height=32, width=32), parameters=model.count_params()).save(directory)
+    ModelMetadata(name="tiny", input=InputInfo(height=32, width=32), parameters=model.count_params()).save(
+        directory
+    )
     with pytest.raises(AgreementError, match="agree"):
         convert_model(directory, samples=8)
     assert not (directory / "model.tflite").exists()
@@ -94,6 +96,8 @@ def test_cli_converts_and_prints_the_agreement(
     assert out.is_file()
 
 
-def test_cli_without_a_savedmodel_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_without_a_savedmodel_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["model", "convert", str(tmp_path)]) == 2
     assert capsys.readouterr().err.startswith("Error: Expected a SavedModel")

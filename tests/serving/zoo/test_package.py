@@ -1,0 +1,42 @@
+"""Tests for the ``serving.zoo`` package face: exported names, cheap import, reuse decisions."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import serving.zoo
+from serving.zoo import compatible_model, describe_training, planned_metadata
+
+
+def test_exported_members_are_sorted_and_present() -> None:
+    assert serving.zoo.__all__ == sorted(serving.zoo.__all__)
+    assert all(hasattr(serving.zoo, name) for name in serving.zoo.__all__)
+
+
+def test_importing_the_package_does_not_import_tensorflow() -> None:
+    code = "import sys, serving.zoo; sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_planned_metadata_describes_the_build() -> None:
+    trained = planned_metadata("mobilenet", train_synthetic=300, epochs=2, seed=4, input_size=160)
+    assert trained.input_size == (160, 160) and trained.scaling == "minus_one_to_one"
+    assert trained.weights.source == "synthetic" and not trained.weights.clinical_use
+    assert trained.weights.trained_on == describe_training(300, epochs=2, seed=4)
+    assert "300 synthetic fundus images" in trained.weights.trained_on
+    assert planned_metadata("vgg19").weights.source == "random-init"
+    assert describe_training(0, epochs=3, seed=0) is None
+
+
+def test_compatible_model_needs_the_same_options(mobilenet_dir: Path, tmp_path: Path) -> None:
+    same = planned_metadata("mobilenet", train_synthetic=300, epochs=3, seed=0)
+    assert compatible_model(mobilenet_dir, same) is not None
+    assert (
+        compatible_model(mobilenet_dir, planned_metadata("mobilenet", train_synthetic=300, epochs=2)) is None
+    )
+    assert compatible_model(mobilenet_dir, planned_metadata("vgg19", train_synthetic=300)) is None
+    assert compatible_model(mobilenet_dir, replace(same, scaling="zero_one")) is None
+    assert compatible_model(tmp_path, same) is None
