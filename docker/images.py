@@ -1,11 +1,12 @@
-"""Build the predictor images the offline way: start the Docker engine, make the base image and wheelhouse, build.
+"""Build the predictor images offline: start the Docker engine, make the base image and wheelhouse, build.
 
     python docker/images.py engine                       # start dockerd unless an engine answers
     python docker/images.py prepare                      # engine + debootstrap base image + host wheelhouse
     python docker/images.py build --flavour lite [--model DIR] [--tag TAG] [--base IMG] [--no-wheelhouse]
 
-Used by make/image.mk and the image tests, so both build exactly the same way. Nothing is pulled from a registry
-when the base is the local ``dr-serving/base:bookworm``; wheels come from ``build/wheelhouse/linux-ARCH``.
+Used by make/image.mk and the image tests, so both build exactly the same way. Nothing is pulled from a
+registry when the base is the local ``dr-serving/base:bookworm``; wheels come from
+``build/wheelhouse/linux-ARCH``.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def start_engine(*, timeout: float = 60.0) -> str:
     if engine_running():
         return "running"
     if shutil.which("docker") is None:
-        raise ImageError("The docker client is missing; install the Debian package docker.io (make system-deps).")
+        raise ImageError("The docker client is missing; install Debian's docker.io (make system-deps).")
     dockerd = shutil.which("dockerd") or next(
         (p for p in ("/usr/sbin/dockerd", "/usr/bin/dockerd") if Path(p).exists()), None
     )
@@ -98,7 +99,9 @@ def start_engine(*, timeout: float = 60.0) -> str:
         if process.poll() is None:
             process.terminate()
             process.wait(timeout=30)
-    raise ImageError(f"dockerd did not start with any of {len(DOCKERD_ATTEMPTS)} option sets; see {DOCKERD_LOG}")
+    raise ImageError(
+        f"dockerd did not start with any of {len(DOCKERD_ATTEMPTS)} option sets; see {DOCKERD_LOG}."
+    )
 
 
 def image_exists(image: str) -> bool:
@@ -124,13 +127,14 @@ def ensure_wheelhouse(arch: str | None = None) -> Path:
     wanted = "".join((ROOT / "docker" / f"requirements-{f}.txt").read_text() for f in FLAVOURS)
     if stamp.is_file() and stamp.read_text() == wanted:
         return dest
-    _run([sys.executable, str(ROOT / "docker" / "wheelhouse.py"), "--arch", arch or host_arch()], "wheelhouse")
+    script = str(ROOT / "docker" / "wheelhouse.py")
+    _run([sys.executable, script, "--arch", arch or host_arch()], "wheelhouse")
     stamp.write_text(wanted)
     return dest
 
 
 def stage_model(model_dir: str | os.PathLike[str]) -> str:
-    """Copy a model directory into ``build/bake/<name>`` (world-readable) and return its context-relative path."""
+    """Copy a model directory to ``build/bake/<name>`` (world-readable); returns its path in the context."""
     source = Path(model_dir).resolve()
     if not (source / "saved_model.pb").is_file() and not (source / "model.tflite").is_file():
         raise ImageError(f"Expected a model directory (saved_model.pb or model.tflite) at {str(source)!r}.")
@@ -161,7 +165,8 @@ def build(
     if model is not None:
         if flavour == "lite" and not (Path(model) / "model.tflite").is_file():
             raise ImageError(
-                f"The lite image serves model.tflite, which {str(model)!r} lacks; run: dr-serving model convert {model}"
+                f"The lite image serves model.tflite, which {str(model)!r} lacks; "
+                f"run: dr-serving model convert {model}"
             )
         model_arg = stage_model(model)
     tag = tag or tag_for(flavour, model=Path(model).name if model else None)
@@ -195,9 +200,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("prepare", help="engine, debootstrap base image and host wheelhouse")
     build_parser = sub.add_parser("build", help="build one flavour")
     build_parser.add_argument("--flavour", choices=FLAVOURS, required=True)
-    build_parser.add_argument("--tag", help="image tag (default dr-serving/predictor:VERSION-FLAVOUR[-MODEL])")
-    build_parser.add_argument("--base", default="", help=f"base image (default {LOCAL_BASE}, built if missing)")
-    build_parser.add_argument("--model", type=Path, help="model directory to bake in at /opt/dr-serving/model")
+    build_parser.add_argument("--tag", help="tag (default dr-serving/predictor:VERSION-FLAVOUR[-MODEL])")
+    build_parser.add_argument(
+        "--base", default="", help=f"base image (default {LOCAL_BASE}, built if missing)"
+    )
+    build_parser.add_argument("--model", type=Path, help="model directory to bake in (/opt/dr-serving/model)")
     build_parser.add_argument("--no-wheelhouse", action="store_true", help="install from the package index")
     args = parser.parse_args(argv)
     try:

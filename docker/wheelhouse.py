@@ -1,12 +1,14 @@
-"""Fill a wheelhouse for one target platform, or check that every pinned runtime requirement has a wheel for it.
+"""Fill a wheelhouse for one target platform, or check that every pinned runtime requirement has a wheel.
 
 ``python docker/wheelhouse.py --arch amd64`` downloads the wheels of both image flavours into
-``build/wheelhouse/linux-amd64`` (the Dockerfile installs them with ``pip install --no-index``);
-``python docker/wheelhouse.py --arch arm64 --check`` downloads into a temporary folder only to prove that each
-requirement resolves to a manylinux aarch64 (or pure-Python) wheel, prints what it found and removes the folder.
+``build/wheelhouse/linux-amd64`` (the Dockerfile installs them with ``pip install --no-index``); ``python
+docker/wheelhouse.py --arch arm64 --check`` downloads into a temporary folder only to prove that each
+requirement resolves to a manylinux aarch64 (or pure-Python) wheel, prints what it found and removes the
+folder.
 
-Requirement files are closures pinned by ``docker/requirements.py``, so pip runs with ``--no-deps``. pip evaluates
-environment markers against the host, not ``--platform``, so the markers are evaluated here for the target first.
+Requirement files are closures pinned by ``docker/requirements.py``, so pip runs with ``--no-deps``. pip
+evaluates environment markers against the host, not ``--platform``, so the markers are evaluated here for the
+target first.
 """
 
 from __future__ import annotations
@@ -62,9 +64,10 @@ def download(arch: str, dest: Path, flavours: tuple[str, ...] = FLAVOURS) -> tup
     """
     machine = MACHINE[arch]
     platform = [
-        *[arg for minor in range(17, GLIBC_MINOR + 1) for arg in ("--platform", f"manylinux_2_{minor}_{machine}")],
+        *[arg for m in range(17, GLIBC_MINOR + 1) for arg in ("--platform", f"manylinux_2_{m}_{machine}")],
         "--platform", f"manylinux2014_{machine}", "--only-binary=:all:",
-        "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311", "--abi", "abi3", "--abi", "none",
+        "--python-version", "3.11", "--implementation", "cp",
+        "--abi", "cp311", "--abi", "abi3", "--abi", "none",
     ]  # fmt: skip
     wanted = sorted({line for flavour in flavours for line in requirements_for(flavour, arch)})
     dest.mkdir(parents=True, exist_ok=True)
@@ -97,9 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     """Fill ``build/wheelhouse/linux-ARCH`` or, with ``--check``, only prove every wheel exists."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     host = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), "amd64")
-    parser.add_argument("--arch", choices=sorted(MACHINE), default=host, help="target (default: this machine)")
+    parser.add_argument("--arch", choices=sorted(MACHINE), default=host, help="target (default: host)")
     parser.add_argument("--flavour", choices=FLAVOURS, action="append", help="flavour(s); default both")
-    parser.add_argument("--check", action="store_true", help="download into a temporary folder, report, remove")
+    parser.add_argument("--check", action="store_true", help="download into a temporary folder and report")
     parser.add_argument("--dest", type=Path, help="wheelhouse folder (default build/wheelhouse/linux-ARCH)")
     args = parser.parse_args(argv)
     flavours = tuple(args.flavour or FLAVOURS)
@@ -110,8 +113,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {name:28s} {tag}")
         label = f"{len(wanted)} runtime requirements of {'+'.join(flavours)}"
         if sources:
-            print(f">> {label}: no linux/{args.arch} wheel for {', '.join(sources)} (source only: the image's")
-            print(">> build stage compiles it; the runtime stage stays compiler-free); all others have wheels")
+            print(f">> {label}: no linux/{args.arch} wheel for {', '.join(sources)} (source only:")
+            print(
+                ">> the build stage compiles it, the runtime stage stays compiler-free); the rest have wheels"
+            )
         else:
             print(f">> all {label} have linux/{args.arch} wheels")
         return 0

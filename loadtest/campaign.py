@@ -21,7 +21,7 @@ import gevent
 from locust import LoadTestShape
 from locust.env import Environment
 from locust.event import Events
-from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING
+from locust.runners import STATE_CLEANUP, STATE_RUNNING, STATE_STOPPED, STATE_STOPPING
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -121,7 +121,6 @@ class Campaign:
             unit = "requests"
         with self.progress() as progress:
             task = progress.add_task(f"{self.scenario} ({unit})", total=total)
-            started_users = False
             while time.monotonic() - start < max_seconds:
                 gevent.sleep(0.25)
                 if shape is not None:
@@ -130,8 +129,8 @@ class Campaign:
                     progress.update(task, completed=min(total, self.recorder.rows))
                 if runner.state in (STATE_STOPPED, STATE_STOPPING, STATE_CLEANUP):
                     break
-                started_users = started_users or runner.user_count > 0
-                if shape is None and started_users and runner.user_count == 0:
+                # Sequential users stop themselves; the run is over once spawning finished and none is left.
+                if shape is None and runner.state == STATE_RUNNING and runner.user_count == 0:
                     break
             else:
                 self.say(f"[yellow]Stopping: the campaign reached its limit of {max_seconds:.0f} s.")

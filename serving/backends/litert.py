@@ -1,9 +1,9 @@
 """LiteRT backend: runs ``model.tflite`` with ``ai_edge_litert``'s interpreter (XNNPACK), without TensorFlow.
 
-One interpreter is built at load time and reused for every batch behind a lock (an interpreter is not thread-safe).
-Its input tensor is resized only when the batch size changes. The input's name, size and dtype are read from the
-``.tflite`` file (its serving signature when it has one); ``dr_model.json``, when present, names the signature and
-output and must agree on the size.
+One interpreter is built at load time and reused for every batch behind a lock (an interpreter is not
+thread-safe). Its input tensor is resized only when the batch size changes. The input's name, size and dtype
+are read from the ``.tflite`` file (its serving signature when it has one); ``dr_model.json``, when present,
+names the signature and output and must agree on the size.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def _cgroup_cpu_limit() -> float | None:
 
 
 def available_cpus() -> int:
-    """CPUs this process may use: its affinity mask, capped by a cgroup CPU quota (``--cpus`` / pod limits)."""
+    """CPUs this process may use: its affinity mask, capped by a cgroup CPU quota (``--cpus``, pod limits)."""
     count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     limit = _cgroup_cpu_limit()
     if limit is not None:
@@ -90,8 +90,8 @@ class LiteRTBackend:
             from ai_edge_litert.interpreter import Interpreter, OpResolverType
         except ImportError as exc:
             raise ModelLoadError(
-                f"Expected the 'ai-edge-litert' package to run {str(self.model_path)!r}, but it is not installed; "
-                "install it with: pip install 'dr-serving[lite]'"
+                f"Expected the 'ai-edge-litert' package to run {str(self.model_path)!r}, but it is not "
+                "installed; install it with: pip install 'dr-serving[lite]'"
             ) from exc
         try:
             # AUTO = the builtin kernels with XNNPACK applied as the default CPU delegate.
@@ -104,7 +104,8 @@ class LiteRTBackend:
         except (RuntimeError, ValueError) as exc:
             first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise ModelLoadError(
-                f"Expected a loadable LiteRT model at {str(self.model_path)!r}, got an error: {first_line[:300]}"
+                f"Expected a loadable LiteRT model at {str(self.model_path)!r}, "
+                f"got an error: {first_line[:300]}"
             ) from exc
         self._lock = threading.Lock()
         self.signature, inputs, outputs = self._named_tensors(metadata)
@@ -113,8 +114,8 @@ class LiteRTBackend:
         self.num_classes = int(self._output["shape"][-1])
         if metadata is not None and self.num_classes != metadata.num_classes:
             raise ModelLoadError(
-                f"Expected output {self.output_name!r} to have {metadata.num_classes} classes as dr_model.json "
-                f"says, got {self.num_classes}."
+                f"Expected output {self.output_name!r} to have {metadata.num_classes} classes "
+                f"as dr_model.json says, got {self.num_classes}."
             )
         self._batch = int(self._input["shape"][0])
         signature = self._input.get("shape_signature")
@@ -161,8 +162,8 @@ class LiteRTBackend:
         height, width = shape[1], shape[2]
         if metadata is not None and (height, width) != tuple(metadata.input_size):
             raise ModelLoadError(
-                f"Expected the LiteRT input to be {metadata.input.height}x{metadata.input.width} as dr_model.json "
-                f"says, got {height}x{width}."
+                f"Expected the LiteRT input to be {metadata.input.height}x{metadata.input.width} "
+                f"as dr_model.json says, got {height}x{width}."
             )
         return InputSpec(name=name, height=height, width=width, channels=3, dtype=dtype), details
 

@@ -1,8 +1,9 @@
 """``dr-serving model convert``: SavedModel → LiteRT (``model.tflite``), accepted only if both agree.
 
-The converter reads the exported SavedModel's serving signature (written by ``keras.export.ExportArchive``, which
-keeps the weights; a Keras-3 model saved with plain ``tf.saved_model.save`` converts "successfully" into a tiny
-file that outputs NaN). Two checks guard against such silent failures before the file is moved into place:
+The converter reads the exported SavedModel's serving signature (written by ``keras.export.ExportArchive``,
+which keeps the weights; a Keras-3 model saved with plain ``tf.saved_model.save`` converts "successfully" into
+a tiny file that outputs NaN). Two checks guard against such silent failures before the file is moved into
+place:
 
 - size: the ``.tflite`` must hold at least half of the float32 weight bytes (4 × parameters from
   ``dr_model.json``; 15 % when weights are quantized to int8), so dropped weights are caught;
@@ -103,7 +104,7 @@ def sample_batch(metadata: ModelMetadata, *, samples: int = 16, seed: int = 0) -
 
 
 def compare(reference: np.ndarray, candidate: np.ndarray, *, tolerance: float) -> tuple[float, float, int]:
-    """Return (max |Δp|, fraction of equal grades, grades that differ although the reference's margin was clear)."""
+    """Return (max |Δp|, fraction of equal grades, grades that differ where the reference's lead was clear)."""
     if reference.shape != candidate.shape:
         raise AgreementError(f"Expected outputs shaped {reference.shape!r}, got {candidate.shape!r}.")
     if not np.all(np.isfinite(candidate)):
@@ -148,8 +149,8 @@ def convert_model(
     """Convert ``model_dir``'s SavedModel to LiteRT at ``out`` (default ``model_dir/model.tflite``), checked.
 
     Raises:
-        AgreementError: the converted model is too small, outputs NaN, or disagrees with the SavedModel; nothing
-            is written then.
+        AgreementError: the converted model is too small, outputs NaN, or disagrees with the SavedModel;
+            nothing is written then.
     """
     from serving.backends.litert import TFLITE_FILENAME, LiteRTBackend
     from serving.backends.savedmodel import SavedModelBackend
@@ -167,7 +168,7 @@ def convert_model(
     content = _convert_to_bytes(source, metadata.signature, quantize)
     convert_seconds = time.perf_counter() - started
     variable_bytes = _variable_bytes(source)
-    # float32 weights: 4 bytes per parameter; without a count, half the variables (exports may store them twice).
+    # float32 weights: 4 bytes per parameter; without a count, half the variables (exports may store twice).
     weight_bytes = 4 * metadata.parameters if metadata.parameters else variable_bytes // 2
     least = int(_MIN_SIZE_RATIO[quantize] * weight_bytes)
     if len(content) < least:
@@ -244,8 +245,8 @@ def register(model_subparsers: argparse._SubParsersAction) -> None:
         "convert",
         help="Convert a SavedModel to LiteRT (model.tflite) and check that both agree.",
         description=(
-            "Convert DIR's SavedModel to a LiteRT model for the lite image, then run both on synthetic fundus "
-            "photos and refuse the result unless their probabilities agree. The figures go to FILE.json."
+            "Convert DIR's SavedModel to a LiteRT model for the lite image, then run both on synthetic "
+            "fundus photos and refuse the result unless their probabilities agree. Figures go to FILE.json."
         ),
     )
     parser.add_argument("model_dir", type=Path, metavar="DIR", help="model directory (SavedModel)")

@@ -83,8 +83,10 @@ def baked_lite_image(images_module: ModuleType, offline_inputs: Path, served_mod
 
 
 @pytest.fixture(scope="module", params=["lite", "full"])
-def running(request: pytest.FixtureRequest, built_images: dict[str, str], served_model_dir: Path) -> Iterator[Container]:
-    """One ready container per flavour, the model mounted read-only at /mnt/models as KServe's initializer does."""
+def running(
+    request: pytest.FixtureRequest, built_images: dict[str, str], served_model_dir: Path
+) -> Iterator[Container]:
+    """One ready container per flavour, the model mounted read-only at /mnt/models (as KServe does)."""
     flavour = request.param
     container = Container(image=built_images[flavour], flavour=flavour, model_mount=served_model_dir)
     with container:

@@ -1,9 +1,9 @@
-"""Run predictor containers the way the rendered chart runs them, for the image tests and ``docker/measure.py``.
+"""Run predictor containers the way the rendered chart runs them (image tests, ``docker/measure.py``).
 
-Same arguments and environment as the chart's InferenceService (``serve --model-dir=/mnt/models --model-name=...
---http-port=8080 --backend=...``, ``DR_*``), uid 1000, read-only root with a tmpfs ``/tmp``, all capabilities
-dropped, the smallest profile's limits (1 GiB, half a CPU), and a port published on 127.0.0.1 only (or, when the
-engine runs without a bridge, the host network with a free port).
+Same arguments and environment as the chart's InferenceService (``serve --model-dir=/mnt/models
+--model-name=... --http-port=8080 --backend=...``, ``DR_*``), uid 1000, read-only root with a tmpfs ``/tmp``,
+all capabilities dropped, the smallest profile's limits (1 GiB, half a CPU), and a port published on 127.0.0.1
+only (or, when the engine runs without a bridge, the host network with a free port).
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ def docker(*args: str, check: bool = True, timeout: float = 120) -> subprocess.C
     """Run a docker CLI command and capture its output."""
     result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
-        raise RuntimeError(f"docker {' '.join(args[:3])} failed ({result.returncode}): {result.stderr.strip()}")
+        command = " ".join(args[:3])
+        raise RuntimeError(f"docker {command} failed ({result.returncode}): {result.stderr.strip()}")
     return result
 
 

@@ -1,4 +1,4 @@
-"""Both image flavours, built from the Dockerfile and run as the chart runs them, answer like the predictor."""
+"""Both image flavours, built from the Dockerfile and run as the chart runs them, serve like the predictor."""
 
 from __future__ import annotations
 
@@ -53,7 +53,8 @@ def test_metrics_count_predictions_with_the_backend_label(running: Container, fu
     after = _metrics(running)
 
     def predictions(samples: dict[str, list[tuple[dict[str, str], float]]]) -> float:
-        return sum(value for labels, value in samples.get("dr_predictions_total", []) if labels["model"] == "mobilenet")
+        counters = samples.get("dr_predictions_total", [])
+        return sum(value for labels, value in counters if labels["model"] == "mobilenet")
 
     assert predictions(after) == predictions(before) + 1
     (info_labels, info_value), *_ = after["dr_model_info"]
@@ -98,7 +99,7 @@ def test_sigterm_lets_in_flight_requests_finish(built_images: dict[str, str], se
         for thread in threads:
             thread.start()
         sent.wait()
-        time.sleep(0.2)  # let the requests reach the server before the signal
+        time.sleep(1.0)  # let the requests reach the server before the signal
         term_at = time.monotonic()
         docker("kill", "--signal", "TERM", container.name)
         for thread in threads:
@@ -113,8 +114,12 @@ def test_sigterm_lets_in_flight_requests_finish(built_images: dict[str, str], se
     assert exit_code == 0, logs[-2000:]
 
 
-@pytest.mark.parametrize("model_dir", ["/mnt/models", "/opt/dr-serving/model"], ids=["chart-path", "baked-path"])
-def test_baked_model_serves_without_a_volume(baked_lite_image: str, fundus_jpeg: bytes, model_dir: str) -> None:
+@pytest.mark.parametrize(
+    "model_dir", ["/mnt/models", "/opt/dr-serving/model"], ids=["chart-path", "baked-path"]
+)
+def test_baked_model_serves_without_a_volume(
+    baked_lite_image: str, fundus_jpeg: bytes, model_dir: str
+) -> None:
     with Container(image=baked_lite_image, flavour="lite", model_dir=model_dir) as container:
         container.wait_ready()
         answer = container.predict(fundus_jpeg)

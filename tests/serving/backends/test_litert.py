@@ -1,4 +1,4 @@
-"""LiteRTBackend: the converted MobileNet run by ai-edge-litert agrees with its SavedModel, without TensorFlow."""
+"""LiteRTBackend: the converted MobileNet, run by ai-edge-litert without TensorFlow, agrees with TF."""
 
 from __future__ import annotations
 
@@ -52,13 +52,16 @@ def batch(metadata: ModelMetadata) -> np.ndarray:
 def test_reads_its_input_spec_from_the_tflite_file(backend: LiteRTBackend) -> None:
     assert isinstance(backend, Backend)
     assert backend.name == "litert"
-    assert (backend.input_spec.name, backend.input_spec.height, backend.input_spec.width) == ("image", 224, 224)
+    spec = backend.input_spec
+    assert (spec.name, spec.height, spec.width) == ("image", 224, 224)
     assert backend.input_spec.dtype == "float32"
     assert backend.output_name == "probabilities"
     assert backend.num_classes == 5
 
 
-def test_agrees_with_the_savedmodel_signature(tflite_dir: Path, metadata: ModelMetadata, batch: np.ndarray) -> None:
+def test_agrees_with_the_savedmodel_signature(
+    tflite_dir: Path, metadata: ModelMetadata, batch: np.ndarray
+) -> None:
     from serving.backends.savedmodel import SavedModelBackend
 
     expected = SavedModelBackend(tflite_dir, metadata=metadata).predict(batch)
@@ -84,7 +87,8 @@ def test_concurrent_callers_get_their_own_answers(backend: LiteRTBackend, batch:
 
     def call(i: int) -> None:
         for _ in range(5):
-            answers[i] = backend.predict(batch[i : i + 1] if i % 2 else np.repeat(batch[i : i + 1], 2, axis=0))
+            one = batch[i : i + 1]
+            answers[i] = backend.predict(one if i % 2 else np.repeat(one, 2, axis=0))
 
     threads = [threading.Thread(target=call, args=(i,)) for i in range(len(batch))]
     for thread in threads:
@@ -99,7 +103,8 @@ def test_thread_count_is_configurable_or_automatic(tflite_dir: Path, batch: np.n
     single = LiteRTBackend(tflite_dir, num_threads=1)
     assert single.num_threads == 1
     assert LiteRTBackend(tflite_dir).num_threads == available_cpus()
-    np.testing.assert_allclose(single.predict(batch[:2]), LiteRTBackend(tflite_dir).predict(batch[:2]), atol=1e-5)
+    automatic = LiteRTBackend(tflite_dir)
+    np.testing.assert_allclose(single.predict(batch[:2]), automatic.predict(batch[:2]), atol=1e-5)
     with pytest.raises(ValueError, match="num_threads"):
         LiteRTBackend(tflite_dir, num_threads=0)
 

@@ -1,4 +1,4 @@
-"""``dr-serving model convert``: SavedModel → LiteRT, kept only when both agree on sample fundus photographs."""
+"""``dr-serving model convert``: SavedModel → LiteRT, kept only when both agree on sample photographs."""
 
 from __future__ import annotations
 

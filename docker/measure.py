@@ -1,0 +1,131 @@
+"""Print the image figures: size on disk and compressed, start → first prediction, LiteRT vs SavedModel.
+
+    python docker/measure.py [--model-dir models/mobilenet] [--runs 3] [--cpus 0.5] [--no-compressed]
+
+Images must exist (``make image``). Each start is timed from ``docker run`` to the first 200 answer to a raw
+JPEG, with the chart's arguments, read-only root, uid 1000 and the smallest profile's limits (median of runs).
+The LiteRT/SavedModel rows time batch-1 calls of both backends in this process (median of 50 after warm-up).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import stat
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "image"))
+
+import httpx  # noqa: E402
+from containers import SMALLEST_PROFILE, Container, load_images_module  # noqa: E402
+
+
+def image_sizes(tag: str, *, compressed: bool) -> tuple[int, int | None]:
+    """(bytes on disk, bytes of ``docker save | gzip -c``) of ``tag``."""
+    size = int(subprocess.run(["docker", "image", "inspect", "-f", "{{.Size}}", tag], check=True,
+                              capture_output=True, text=True).stdout)  # fmt: skip
+    if not compressed:
+        return size, None
+    pipe = subprocess.run(f"docker save {tag} | gzip -c | wc -c", shell=True, check=True, capture_output=True)
+    return size, int(pipe.stdout)
+
+
+def first_prediction_seconds(tag: str, flavour: str, model_dir: Path, jpeg: bytes, *, cpus: str) -> float:
+    """Seconds from ``docker run`` to the first successful V1 prediction."""
+    container = Container(image=tag, flavour=flavour, model_mount=model_dir)
+    container.profile = {**SMALLEST_PROFILE, "cpus": cpus}
+    with container:
+        while time.monotonic() - container.started_at < 120:
+            try:
+                if container.predict(jpeg, timeout=10).status_code == 200:
+                    return time.monotonic() - container.started_at
+            except httpx.HTTPError:
+                pass
+            if not container.running():
+                raise RuntimeError(f"{tag} exited before answering:\n{container.logs()[-2000:]}")
+            time.sleep(0.02)
+    raise TimeoutError(f"{tag} gave no prediction within 120 s")
+
+
+def backend_latency(model_dir: Path) -> list[tuple[str, float]]:
+    """Median batch-1 milliseconds of the SavedModel and LiteRT backends on this machine."""
+    import numpy as np
+
+    from serving.backends.litert import LiteRTBackend
+    from serving.backends.savedmodel import SavedModelBackend
+    from serving.metadata import ModelMetadata
+    from serving.zoo.convert import sample_batch
+
+    metadata = ModelMetadata.load(model_dir)
+    batch = sample_batch(metadata or ModelMetadata(), samples=4)
+    rows = []
+    backends = (SavedModelBackend(model_dir, metadata=metadata), LiteRTBackend(model_dir, metadata=metadata))
+    for backend in backends:
+        for i in range(5):
+            backend.predict(batch[i % 4 : i % 4 + 1])
+        times = []
+        for i in range(50):
+            started = time.perf_counter()
+            backend.predict(batch[i % 4 : i % 4 + 1])
+            times.append((time.perf_counter() - started) * 1000)
+        rows.append((f"{backend.name} batch-1 (threads: {getattr(backend, 'num_threads', 'TF')})",
+                     float(np.median(times))))  # fmt: skip
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-dir", type=Path, default=None, help="MobileNet model dir")
+    parser.add_argument("--runs", type=int, default=3, help="container starts per flavour (median)")
+    parser.add_argument("--cpus", default=SMALLEST_PROFILE["cpus"], help="CPU limit of each container")
+    parser.add_argument("--no-compressed", action="store_true", help="skip docker save | gzip")
+    args = parser.parse_args(argv)
+    candidates = (ROOT / "models" / "mobilenet", ROOT / "models" / "test" / "mobilenet")
+    source = args.model_dir or next((p for p in candidates if p.is_dir()), None)
+    if source is None:
+        print("Error: no MobileNet model found; run: make model (or pass --model-dir).", file=sys.stderr)
+        return 1
+    images = load_images_module()
+    images.start_engine()
+    from serving.zoo.convert import convert_model
+    from serving.zoo.synthetic import encode_image, make_fundus_image
+
+    with tempfile.TemporaryDirectory(prefix="dr-measure-") as tmp:
+        model_dir = Path(tmp) / "mobilenet"
+        shutil.copytree(source, model_dir, ignore=shutil.ignore_patterns("model.tflite*"))
+        report = convert_model(model_dir)
+        for path in [Path(tmp), model_dir, *model_dir.rglob("*")]:
+            path.chmod(path.stat().st_mode | stat.S_IROTH | (stat.S_IXOTH if path.is_dir() else 0))
+        jpeg = encode_image(make_fundus_image(2, size=512, seed=7))
+        print(f"model: {source} -> {report.summary()}")
+        print(f"{'image':32s} {'on disk':>9s} {'gzip':>9s}  start -> first prediction (cpus={args.cpus})")
+        for flavour in ("full", "lite"):
+            tag = images.tag_for(flavour)
+            if not images.image_exists(tag):
+                print(f"{tag:32s} missing (make image)")
+                continue
+            disk, packed = image_sizes(tag, compressed=not args.no_compressed)
+            starts = [
+                first_prediction_seconds(tag, flavour, model_dir, jpeg, cpus=args.cpus)
+                for _ in range(args.runs)
+            ]
+            packed_text = f"{packed / 1e6:7.0f}MB" if packed else "      n/a"
+            runs = ", ".join(f"{s:.2f}" for s in starts)
+            median = statistics.median(starts)
+            print(f"{tag:32s} {disk / 1e6:7.0f}MB {packed_text}  median {median:.2f} s ({runs})")
+        for label, ms in backend_latency(model_dir):
+            print(f"{label:42s} {ms:7.2f} ms")
+        print(f"LiteRT vs SavedModel agreement: max |Δp| {report.max_abs_diff:.2g}, "
+              f"grades {report.grade_agreement:.0%} on {report.samples} synthetic photos")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

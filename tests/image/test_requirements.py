@@ -1,0 +1,69 @@
+"""The image's runtime requirement files agree with pyproject.toml and the lock file (no Docker needed)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"dr_docker_{name}", ROOT / "docker" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def requirements() -> ModuleType:
+    """``docker/requirements.py``."""
+    return _load("requirements")
+
+
+def _pins(flavour: str) -> list[Requirement]:
+    lines = (ROOT / "docker" / f"requirements-{flavour}.txt").read_text().splitlines()
+    return [Requirement(line) for line in lines if line.strip() and not line.startswith("#")]
+
+
+def test_files_are_regenerated_from_pyproject_and_lock(requirements: ModuleType) -> None:
+    assert requirements.main(["--check"]) == 0
+
+
+@pytest.mark.parametrize("flavour", ["full", "lite"])
+def test_every_pin_matches_the_lock(requirements: ModuleType, flavour: str) -> None:
+    lock = requirements.read_lock()
+    for req in _pins(flavour):
+        (spec,) = req.specifier
+        name = canonicalize_name(req.name)
+        locked = lock.get("tensorflow-cpu" if name == "tensorflow" else name)
+        if name in {"setuptools", "wheel"}:  # `pip freeze` leaves these out of the lock
+            continue
+        assert spec.operator == "==" and spec.version == locked, f"{req} vs lock {locked}"
+
+
+def test_flavours_carry_the_right_runtime() -> None:
+    full = {canonicalize_name(r.name): r for r in _pins("full")}
+    lite = {canonicalize_name(r.name) for r in _pins("lite")}
+    assert not lite & {"tensorflow", "tensorflow-cpu", "keras"}
+    assert {"ai-edge-litert", "kserve", "numpy", "pillow"} <= lite
+    assert "ai-edge-litert" not in full
+    assert str(full["tensorflow-cpu"].marker) == 'platform_machine == "x86_64"'
+    assert str(full["tensorflow"].marker) == 'platform_machine == "aarch64"'
+    assert full["tensorflow"].specifier == full["tensorflow-cpu"].specifier
+
+
+def test_wheelhouse_evaluates_markers_for_the_target_machine() -> None:
+    wheelhouse = _load("wheelhouse")
+    arm = wheelhouse.requirements_for("full", "arm64")
+    amd = wheelhouse.requirements_for("full", "amd64")
+    assert any(line.startswith("tensorflow==") for line in arm)
+    assert not any(line.startswith("tensorflow-cpu") for line in arm)
+    assert any(line.startswith("tensorflow-cpu==") for line in amd)
+    assert all(";" not in line for line in arm + amd)
