@@ -1,4 +1,4 @@
-"""The ``dr-serving`` command line: one root parser, sub-commands registered by the modules that own them.
+"""The ``dr-serving`` command line: one root parser, sub-commands registered by the modules owning them.
 
 Each module listed in ``COMMAND_MODULES`` exposes ``register(subparsers)``, which adds its sub-command(s) and sets
 ``func`` (a callable taking the parsed ``argparse.Namespace`` and returning an exit code). Modules that need an
@@ -34,7 +34,9 @@ class CliError(Exception):
         self.code = code
 
 
-def _missing_extra(names: tuple[str, ...], extra: str, exc: ImportError) -> Callable[[argparse.Namespace], int]:
+def _missing_extra(
+    names: tuple[str, ...], extra: str, exc: ImportError
+) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         raise CliError(
             f"'dr-serving {names[0]}' needs the {extra!r} extra, which is not installed ({exc}); "

@@ -29,7 +29,7 @@ class InputSpec:
 
 @runtime_checkable
 class Backend(Protocol):
-    """A loaded model that turns ``[N, H, W, C]`` scaled float32 pixels into ``[N, classes]`` probabilities."""
+    """A loaded model turning ``[N, H, W, C]`` scaled float32 pixels into ``[N, classes]`` probabilities."""
 
     #: Short name used in metrics and headers: ``"savedmodel"`` or ``"litert"``.
     name: str
