@@ -1,8 +1,9 @@
 """The ``dr-serving`` command line: one root parser, sub-commands registered by the modules owning them.
 
-Each module listed in ``COMMAND_MODULES`` exposes ``register(subparsers)``, which adds its sub-command(s) and sets
-``func`` (a callable taking the parsed ``argparse.Namespace`` and returning an exit code). Modules that need an
-optional extra (TensorFlow, Locust, ...) are imported lazily, so the lite image, which lacks them, still starts.
+Each module listed in ``COMMAND_MODULES`` exposes ``register(subparsers)``, which adds its sub-command(s)
+and sets ``func`` (a callable taking the parsed ``argparse.Namespace`` and returning an exit code). Modules
+that need an optional extra (TensorFlow, Locust, ...) are imported lazily, so the lite image, which lacks
+them, still starts.
 
 Exit codes: 0 success, 1 runtime failure, 2 bad usage (argparse's own convention), 130 interrupted.
 """
