@@ -1,0 +1,75 @@
+"""The ``dr-serving`` root parser: sub-command registration and how missing pieces are reported."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import types
+
+import pytest
+
+from serving import cli
+
+
+def test_every_listed_command_is_registered() -> None:
+    parser = cli.build_parser()
+    subparsers = next(a for a in parser._actions if a.dest == "command")
+    expected = {name for _, names, _ in cli.COMMAND_MODULES for name in names}
+    assert expected == {"model", "serve", "bench", "lab", "demo", "deploy"}
+    assert expected <= set(subparsers.choices)
+
+
+def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main([])
+    assert exc.value.code == 2
+    assert "COMMAND" in capsys.readouterr().err
+
+
+def test_missing_third_party_dependency_becomes_a_one_line_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(cli, "COMMAND_MODULES", (("no_such_dependency_for_dr", ("ghost",), "ghostly"),))
+    assert cli.main(["ghost"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("Error: 'dr-serving ghost' needs the 'ghostly' extra")
+    assert "pip install 'dr-serving[ghostly]'" in err
+    assert len(err.splitlines()) == 1
+
+
+def test_a_package_left_out_of_the_installation_is_tolerated(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The predictor image ships `serving` only: there, importing `loadtest` finds no package at all.
+    class _NoLoadtest:
+        @staticmethod
+        def find_spec(name: str, path: object = None, target: object = None) -> None:
+            if name == "loadtest":
+                raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+    for name in [m for m in sys.modules if m == "loadtest" or m.startswith("loadtest.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setattr(sys, "meta_path", [_NoLoadtest(), *sys.meta_path])
+    monkeypatch.setattr(cli, "COMMAND_MODULES", (("loadtest.cli", ("lab",), "lab"),))
+    assert cli.main(["lab"]) == 1
+    assert "needs the 'lab' extra" in capsys.readouterr().err
+
+
+def test_a_missing_module_inside_our_own_package_is_a_bug(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli, "COMMAND_MODULES", (("serving.no_such_module", ("ghost",), "serve"),))
+    with pytest.raises(ModuleNotFoundError, match=r"serving\.no_such_module"):
+        cli.build_parser()
+
+
+def test_cli_error_sets_the_exit_code(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def fail(args: argparse.Namespace) -> int:
+        raise cli.CliError("Expected a model directory, got 'nowhere'.", code=3)
+
+    module = types.ModuleType("dr_test_failing_command")
+    module.register = lambda subparsers: subparsers.add_parser("boom").set_defaults(func=fail)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ((module.__name__, ("boom",), "serve"),))
+    assert cli.main(["boom"]) == 3
+    assert capsys.readouterr().err == "Error: Expected a model directory, got 'nowhere'.\n"
