@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shlex
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -47,10 +49,9 @@ def version() -> str:
     return str(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"])
 
 
-def tag_for(flavour: str, *, model: str | None = None) -> str:
-    """``dr-serving/predictor:<version>-<flavour>``, with ``-<model>`` appended for a baked-in model."""
-    suffix = f"-{model}" if model else ""
-    return f"{REPOSITORY}:{version()}-{flavour}{suffix}"
+def tag_for(flavour: str, *, suffix: str = "") -> str:
+    """``dr-serving/predictor:<version>-<flavour>`` (the chart's tag), plus ``-<suffix>`` when given."""
+    return f"{REPOSITORY}:{version()}-{flavour}{f'-{suffix}' if suffix else ''}"
 
 
 def host_arch() -> str:
@@ -85,23 +86,36 @@ def start_engine(*, timeout: float = 60.0) -> str:
         raise ImageError("No Docker engine answers and starting dockerd needs root; start it: sudo dockerd &")
     DOCKERD_LOG.parent.mkdir(parents=True, exist_ok=True)
     for options in DOCKERD_ATTEMPTS:
-        with DOCKERD_LOG.open("ab") as log:
-            log.write(f"\n=== {time.strftime('%F %T')} dockerd {' '.join(options)}\n".encode())
-            process = subprocess.Popen(
-                [dockerd, *options], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
+        with DOCKERD_LOG.open("a") as log:
+            log.write(f"\n=== {time.strftime('%F %T')} dockerd {' '.join(options)}\n")
+        # Detached through a shell (setsid, nohup): the daemon outlives this process and is not our child.
+        command = shlex.join([dockerd, *options])
+        launch = f"setsid nohup {command} >>{shlex.quote(str(DOCKERD_LOG))} 2>&1 </dev/null & echo $!"
+        pid = int(subprocess.run(["sh", "-c", launch], capture_output=True, text=True, check=True).stdout)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and process.poll() is None:
+        while time.monotonic() < deadline and _alive(pid):
             if engine_running():
-                (DOCKERD_LOG.parent / "dockerd.pid").write_text(f"{process.pid}\n")
+                (DOCKERD_LOG.parent / "dockerd.pid").write_text(f"{pid}\n")
                 return " ".join(options) or "defaults"
             time.sleep(0.5)
-        if process.poll() is None:
-            process.terminate()
-            process.wait(timeout=30)
+        if _alive(pid):
+            os.kill(pid, signal.SIGTERM)
+            for _ in range(60):
+                if not _alive(pid):
+                    break
+                time.sleep(0.5)
     raise ImageError(
         f"dockerd did not start with any of {len(DOCKERD_ATTEMPTS)} option sets; see {DOCKERD_LOG}."
     )
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie."""
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat_line.rsplit(") ", 1)[1][:1] != "Z"
 
 
 def image_exists(image: str) -> bool:
@@ -133,16 +147,25 @@ def ensure_wheelhouse(arch: str | None = None) -> Path:
     return dest
 
 
-def stage_model(model_dir: str | os.PathLike[str]) -> str:
-    """Copy a model directory to ``build/bake/<name>`` (world-readable); returns its path in the context."""
+def stage_model(model_dir: str | os.PathLike[str], flavour: str) -> str:
+    """Copy what ``flavour`` serves of a model directory to ``build/bake/``; returns its path in the context.
+
+    The lite image gets ``model.tflite`` and the metadata only, the full image the SavedModel without the
+    LiteRT file; every file is made world-readable, since the image runs as uid 1000.
+    """
     source = Path(model_dir).resolve()
     if not (source / "saved_model.pb").is_file() and not (source / "model.tflite").is_file():
         raise ImageError(f"Expected a model directory (saved_model.pb or model.tflite) at {str(source)!r}.")
-    target = BAKE_DIR / source.name
+    target = BAKE_DIR / f"{flavour}-{source.name}"
     if target.exists():
         shutil.rmtree(target)
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns(".*"))
-    # The image runs as uid 1000: every file must be readable by others, every folder searchable.
+    if flavour == "lite":
+        target.mkdir(parents=True)
+        for name in ("model.tflite", "model.tflite.json", "dr_model.json"):
+            if (source / name).is_file():
+                shutil.copy2(source / name, target / name)
+    else:
+        shutil.copytree(source, target, ignore=shutil.ignore_patterns(".*", "model.tflite*"))
     for path in [target, *target.rglob("*")]:
         extra = stat.S_IROTH | stat.S_IRGRP | (stat.S_IXOTH | stat.S_IXGRP if path.is_dir() else 0)
         path.chmod(path.stat().st_mode | extra)
@@ -168,8 +191,8 @@ def build(
                 f"The lite image serves model.tflite, which {str(model)!r} lacks; "
                 f"run: dr-serving model convert {model}"
             )
-        model_arg = stage_model(model)
-    tag = tag or tag_for(flavour, model=Path(model).name if model else None)
+        model_arg = stage_model(model, flavour)
+    tag = tag or tag_for(flavour)
     command = ["docker", "build", "--tag", tag, "--build-arg", f"BASE_IMAGE={base}"]
     command += ["--build-arg", f"FLAVOUR={flavour}", "--build-arg", f"VERSION={version()}"]
     if wheelhouse is not None:
@@ -200,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("prepare", help="engine, debootstrap base image and host wheelhouse")
     build_parser = sub.add_parser("build", help="build one flavour")
     build_parser.add_argument("--flavour", choices=FLAVOURS, required=True)
-    build_parser.add_argument("--tag", help="tag (default dr-serving/predictor:VERSION-FLAVOUR[-MODEL])")
+    build_parser.add_argument("--tag", help="tag (default dr-serving/predictor:VERSION-FLAVOUR)")
     build_parser.add_argument(
         "--base", default="", help=f"base image (default {LOCAL_BASE}, built if missing)"
     )

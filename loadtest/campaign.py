@@ -10,19 +10,20 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import gevent
 from locust import LoadTestShape
 from locust.env import Environment
-from locust.event import Events
-from locust.runners import STATE_CLEANUP, STATE_RUNNING, STATE_STOPPED, STATE_STOPPING
-from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
+from locust.runners import STATE_CLEANUP, STATE_RUNNING, STATE_STOPPED
+from locust.stats import PERCENTILES_TO_REPORT, RequestStats, StatsCSV
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -38,6 +39,19 @@ from loadtest.users import TargetUser
 __all__ = ["Campaign", "make_run_dir"]
 
 console = Console(stderr=True)
+
+
+class _DeadGreenletNoise(logging.Filter):
+    """Drops Locust's harmless "user that didn't have proper args" lines, logged per user a shape stops."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "didn't have proper args" not in record.getMessage()
+
+
+logging.getLogger("locust.runners").addFilter(_DeadGreenletNoise())
+
+#: Seconds an ``increase()`` window on a long-lived Prometheus reaches back before the run.
+WINDOW_MARGIN_S = 30.0
 
 
 def make_run_dir(out: str | Path, scenario: str) -> Path:
@@ -72,8 +86,11 @@ class Campaign:
     def __post_init__(self) -> None:
         self.recorder = RequestRecorder(self.run_dir / "requests.csv")
         self.exporter = LabExporter()
-        self.events = Events()
-        self.environment = Environment(events=self.events)
+        # The base environment takes the requests scenarios time themselves (cold starts); each Locust run
+        # gets an environment of its own (a runner cannot be created twice), and the listeners attach to all.
+        self.environment = Environment()
+        self.environment.events.request.add_listener(self._log_stats)
+        self.environments = [self.environment]
         self.recorder.register(self.environment)
         self.exporter.register(self.environment)
         self.started = time.time()
@@ -105,9 +122,11 @@ class Campaign:
         expected_requests: int | None = None,
         max_seconds: float,
     ) -> float:
-        """Run Locust with ``user_classes`` until the shape ends, every user stopped, or ``max_seconds``; returns s."""
-        env = Environment(user_classes=user_classes, shape_class=shape, events=self.events, stop_timeout=60.0)
-        self.environment = env
+        """Run Locust until the shape ends, every user stopped, or ``max_seconds``; returns seconds run."""
+        env = Environment(user_classes=user_classes, shape_class=shape, stop_timeout=60.0)
+        self.recorder.register(env)
+        self.exporter.register(env)
+        self.environments.append(env)
         runner = env.create_local_runner()
         start = time.monotonic()
         if shape is not None:
@@ -127,7 +146,8 @@ class Campaign:
                     progress.update(task, completed=min(total, time.monotonic() - start))
                 else:
                     progress.update(task, completed=min(total, self.recorder.rows))
-                if runner.state in (STATE_STOPPED, STATE_STOPPING, STATE_CLEANUP):
+                # A shape stops the runner itself; quit only once its users are stopped (not while stopping).
+                if runner.state in (STATE_STOPPED, STATE_CLEANUP):
                     break
                 # Sequential users stop themselves; the run is over once spawning finished and none is left.
                 if shape is None and runner.state == STATE_RUNNING and runner.user_count == 0:
@@ -136,11 +156,33 @@ class Campaign:
                 self.say(f"[yellow]Stopping: the campaign reached its limit of {max_seconds:.0f} s.")
         runner.quit()
         runner.greenlet.join(timeout=30)
-        self._write_locust_stats()
         return time.monotonic() - start
 
+    def _log_stats(
+        self,
+        *,
+        request_type: str,
+        name: str,
+        response_time: float,
+        response_length: int,
+        exception: BaseException | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Keep Locust's own statistics for requests sent without a runner (which otherwise logs them)."""
+        self.environment.stats.log_request(request_type, name, response_time, response_length)
+        if exception is not None:
+            self.environment.stats.log_error(request_type, name, exception)
+
     def _write_locust_stats(self) -> None:
-        writer = StatsCSV(self.environment, PERCENTILES_TO_REPORT)
+        """Write ``locust_stats.csv`` etc. over every environment of the campaign (Locust's own columns)."""
+        combined = RequestStats()
+        for env in self.environments:
+            for entry in env.stats.entries.values():
+                combined.get(entry.name, entry.method).extend(entry)
+            combined.total.extend(env.stats.total)
+            combined.errors.update(env.stats.errors)
+        runner = next((env.runner for env in reversed(self.environments) if env.runner is not None), None)
+        writer = StatsCSV(SimpleNamespace(stats=combined, runner=runner), PERCENTILES_TO_REPORT)
 
         for suffix, method in (
             ("stats", writer.requests_csv),
@@ -151,7 +193,7 @@ class Campaign:
                 method(csv.writer(handle))
 
     def query_prometheus(self) -> dict[str, Any] | None:
-        """Read per-(pool, model) quantiles back from Prometheus after its last scrape; ``None`` without one."""
+        """Read per-(pool, model) quantiles from Prometheus after its last scrape; ``None`` without one."""
         url = self.prometheus.url if self.prometheus is not None else self.prometheus_url
         if url is None:
             return None
@@ -163,7 +205,7 @@ class Campaign:
                 window = None
                 result["method"] = "instant query over the campaign's cumulative buckets"
             else:
-                window = end - self.started + 5
+                window = end - self.started + WINDOW_MARGIN_S
                 result["method"] = f"instant query of increase() over the campaign window ({window:.0f} s)"
             matchers = f'scenario="{self.scenario}",outcome="success"'
             result["request_seconds"] = query_quantiles(
@@ -176,6 +218,9 @@ class Campaign:
                 window_s=window,
                 at=time.time(),
             )
+            result["predictor_batch_seconds"] = query_quantiles(
+                url, metric="dr_inference_batch_seconds", window_s=window, at=time.time()
+            )
         except PrometheusError as exc:
             result["error"] = str(exc)
             self.say(f"[yellow]Prometheus: {exc}")
@@ -185,6 +230,7 @@ class Campaign:
     def finish(self) -> dict[str, Any]:
         """Query Prometheus, close the listeners and write ``summary.json``; returns the summary."""
         prometheus = self.query_prometheus()
+        self._write_locust_stats()
         self.environment.events.quitting.fire(environment=self.environment, reverse=True)
         self.finished = time.time()
         rows = read_requests(self.run_dir / "requests.csv")
@@ -194,6 +240,8 @@ class Campaign:
             "started": datetime.fromtimestamp(self.started, UTC).isoformat(timespec="seconds"),
             "finished": datetime.fromtimestamp(self.finished, UTC).isoformat(timespec="seconds"),
             "duration_s": round(self.finished - self.started, 3),
+            "started_unix": round(self.started, 3),
+            "finished_unix": round(self.finished, 3),
             "protocol": self.protocol,
             "images": self.images.description,
             "settings": self.settings,

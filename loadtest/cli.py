@@ -52,6 +52,11 @@ def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
         type=lambda s: [p for p in s.split(",") if p],
         help="emulated pools for --local, comma-separated",
     )
+    where.add_argument(
+        "--memory-profiles",
+        type=lambda s: [p for p in s.split(",") if p],
+        help="label each emulated pool with these memory sizes, e.g. 1Gi,2Gi,3Gi (priced as serverless)",
+    )
     where.add_argument("--model", default="mobilenet", help="model name served at --url")
     sending = parser.add_argument_group("requests")
     sending.add_argument("--protocol", choices=("v1", "v2"), default="v1", help="raw-bytes V1 or V2 BYTES")
@@ -103,7 +108,7 @@ def register(subparsers: Any) -> None:
     )
     demo.add_argument("--model-dir", default="models/mobilenet", help="model folder (built when missing)")
     demo.add_argument(
-        "--train-synthetic", type=int, default=600, help="synthetic training images when building"
+        "--train-synthetic", type=int, default=500, help="synthetic training images when building"
     )
     demo.add_argument("--epochs", type=positive_int, default=3, help="training epochs when building")
     demo.add_argument("--seed", type=int, default=0, help="seed of the weights and synthetic photos")

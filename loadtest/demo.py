@@ -1,5 +1,7 @@
-"""``dr-serving demo`` (``make run``): build or reuse the default model, serve it on 127.0.0.1, run the published
-warm-up (1 discarded + 25 requests) with synthetic fundus images, and print prediction time vs total latency."""
+"""``dr-serving demo`` (``make run``): build or reuse the default model, serve it on 127.0.0.1, run the
+published
+warm-up (1 discarded + 25 requests) with synthetic fundus images, and print prediction time vs total
+latency."""
 
 from __future__ import annotations
 
@@ -7,10 +9,10 @@ import argparse
 import json
 from pathlib import Path
 
-from rich.console import Console
 from rich.table import Table
 
 from loadtest.cli import run_child
+from loadtest.report.render import make_console
 
 __all__ = ["demo_table", "run_demo"]
 
@@ -21,7 +23,15 @@ def demo_table(summary: dict) -> Table:
         title=f"Warm-up: server prediction time vs total latency (ms) — {summary['environment']}",
         title_justify="left",
     )
-    for name in ("target", "n", "prediction p50", "prediction p95", "total p50", "total p95", "prediction/total"):
+    for name in (
+        "target",
+        "n",
+        "prediction p50",
+        "prediction p95",
+        "total p50",
+        "total p95",
+        "prediction/total",
+    ):
         table.add_column(name, justify="left" if name == "target" else "right")
     for group in summary["groups"]:
         if group["phase"] != "warm":
@@ -31,7 +41,10 @@ def demo_table(summary: dict) -> Table:
         table.add_row(
             group["target"],
             str(group["requests"]),
-            *(f"{v:.1f}" if v is not None else "–" for v in (pred["p50"], pred["p95"], total["p50"], total["p95"])),
+            *(
+                f"{v:.1f}" if v is not None else "–"
+                for v in (pred["p50"], pred["p95"], total["p50"], total["p95"])
+            ),
             share,
         )
     return table
@@ -39,10 +52,13 @@ def demo_table(summary: dict) -> Table:
 
 def run_demo(options: argparse.Namespace) -> int:
     """Run the demo end to end; returns the exit code."""
-    console = Console()
+    console = make_console(soft_wrap=True)
     model_dir = Path(options.model_dir)
-    console.print(f">> model: building or reusing mobilenet in {model_dir} (synthetic training: "
-                  f"{options.train_synthetic} images)", highlight=False)
+    console.print(
+        f">> model: building or reusing mobilenet in {model_dir} (synthetic training: "
+        f"{options.train_synthetic} images)",
+        highlight=False,
+    )
     from serving.zoo import build_model
 
     build_model(
@@ -56,13 +72,33 @@ def run_demo(options: argparse.Namespace) -> int:
     from loadtest.emulation import DEFAULT_POOLS
 
     spec = argparse.Namespace(
-        scenario="warm-up", targets=None, local=True, url=None, model_dir=[f"mobilenet={model_dir}"],
-        pools=[next(iter(DEFAULT_POOLS))], model="mobilenet", protocol="v1", images=None, image_count=10,
-        image_size=512, seed=options.seed, out=options.out, prometheus=options.prometheus, prometheus_url=None, report=True,
-        quiet=False, print_report=False, requests=options.requests, interval=options.interval, discard=1,
-    )  # fmt: skip
-    console.print(f">> warm-up: 1 discarded + {options.requests} requests, {options.interval:g} s apart "
-                  "(published: 25 at 5 s)", highlight=False)
+        scenario="warm-up",
+        targets=None,
+        local=True,
+        url=None,
+        model_dir=[f"mobilenet={model_dir}"],
+        pools=[next(iter(DEFAULT_POOLS))],
+        model="mobilenet",
+        protocol="v1",
+        images=None,
+        image_count=10,
+        image_size=512,
+        seed=options.seed,
+        out=options.out,
+        prometheus=options.prometheus,
+        prometheus_url=None,
+        report=True,
+        quiet=False,
+        print_report=False,
+        requests=options.requests,
+        interval=options.interval,
+        discard=1,
+    )
+    console.print(
+        f">> warm-up: 1 discarded + {options.requests} requests, {options.interval:g} s apart "
+        "(published: 25 at 5 s)",
+        highlight=False,
+    )
     run_dir = run_child(spec)
     summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
     console.print(demo_table(summary))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,12 +34,16 @@ def machine_arch() -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class EmulatedPool:
-    """A node pool played by a predictor process pinned to ``cpus``, priced as the instance type it stands for."""
+    """A node pool played by a predictor pinned to ``cpus``, priced as the instance type it stands for."""
 
     name: str
     cpus: tuple[int, ...]
     stands_for: str
     memory_profile: str | None = None
+
+    def with_memory_profile(self, size: str) -> EmulatedPool:
+        """The same pool labelled with a memory size (a label only: see the module docstring)."""
+        return replace(self, name=f"{self.name}-{size}", memory_profile=size)
 
     @property
     def threads(self) -> int:
@@ -125,7 +129,7 @@ class LocalFleet:
         )
 
     def start(self, *, progress: Any = None) -> list[Target]:
-        """Start every predictor (one after the other, so they do not compete for cores) and wait until ready."""
+        """Start every predictor, one after the other so they do not compete for cores, and wait for each."""
         for pool in self.pools:
             for model in self.models:
                 process = self._process(model, pool)

@@ -1,4 +1,4 @@
-"""Where the lab's fundus images come from: the model zoo's synthetic generator, or a user's folder of photos."""
+"""Where the lab's fundus images come from: the model zoo's synthetic generator, or a folder of photos."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ class Image:
 
 
 class ImageSource:
-    """A fixed, pre-encoded set of images handed out in turn (encoding never happens inside a timed request)."""
+    """A fixed set of pre-encoded images handed out in turn (no encoding inside a timed request)."""
 
     def __init__(self, images: list[Image], *, description: str) -> None:
         if not images:
@@ -35,7 +35,7 @@ class ImageSource:
 
     @classmethod
     def synthetic(cls, *, count: int = 10, size: int = 512, seed: int = 0, fmt: str = "JPEG") -> ImageSource:
-        """Generate ``count`` synthetic fundus-like photos, grades 0–4 in turn, with the model zoo's generator."""
+        """Generate ``count`` synthetic fundus photos, grades 0–4 in turn, with the model zoo's generator."""
         if count < 1:
             raise ValueError(f"Image count must be at least 1, got {count!r}.")
         from serving.zoo.synthetic import encode_image, make_fundus_image

@@ -1,11 +1,13 @@
-"""Sends fundus images to every target back to back, so a plain ``locust`` run shows prediction time vs total latency.
+"""Sends fundus images to every target back to back, so a plain ``locust`` run shows prediction time vs total
+latency.
 
 Run it with Locust's own command line (see docs in ../shared/reference/kserve-knative-notes.md)::
 
     locust -f loadtest/locustfile.py --headless -u 10 -r 5 -t 1m --host http://127.0.0.1:8080 --csv runs/plain
     locust -f loadtest/locustfile.py --headless -u 10 -r 5 -t 1m --targets targets.yaml --lab-out runs/plain
 
-Options this file adds: ``--targets FILE`` (instead of ``--host``), ``--model NAME`` (the model at ``--host``),
+Options this file adds: ``--targets FILE`` (instead of ``--host``), ``--model NAME`` (the model at
+``--host``),
 ``--protocol v1|v2``, ``--images DIR`` (default: synthetic), ``--pause S``, ``--lab-out DIR`` (where
 ``requests.csv`` goes) and ``--exporter-port N`` (the lab histograms on 127.0.0.1; 0 = a free port).
 For scripted campaigns with run folders and reports use ``dr-serving lab run`` instead.
@@ -36,7 +38,9 @@ def _add_options(parser: Any, **kwargs: Any) -> None:
     parser.add_argument("--images", default="", help="folder of JPEG/PNG photos (default: synthetic)")
     parser.add_argument("--pause", type=float, default=0.0, help="each user's pause after an answer (s)")
     parser.add_argument("--lab-out", default="runs/locustfile", help="folder for requests.csv")
-    parser.add_argument("--exporter-port", type=int, default=-1, help="serve the lab histograms (0 = free port)")
+    parser.add_argument(
+        "--exporter-port", type=int, default=-1, help="serve the lab histograms (0 = free port)"
+    )
 
 
 @events.init.add_listener
@@ -49,7 +53,9 @@ def _on_init(environment: Any, **kwargs: Any) -> None:
     elif options.host:
         targets = [Target(model=options.model, url=options.host)]
     else:
-        raise ValueError("Give --host URL (with --model) or --targets FILE so the users know where to send images.")
+        raise ValueError(
+            "Give --host URL (with --model) or --targets FILE so the users know where to send images."
+        )
     EveryTargetUser.targets = targets
     EveryTargetUser.protocol = options.protocol
     EveryTargetUser.pause = options.pause

@@ -63,7 +63,7 @@ def _parse_time(text: str) -> float:
 
 
 class LocalPrometheus:
-    """A Prometheus server started from the ``prometheus`` binary on 127.0.0.1 with a temporary storage folder."""
+    """A Prometheus server from the ``prometheus`` binary on 127.0.0.1, with a temporary storage folder."""
 
     def __init__(
         self,
@@ -207,7 +207,7 @@ def quantile_query(
     window_s: float | None = None,
     by: str = "le, pool, model",
 ) -> str:
-    """The PromQL for one quantile: over the raw buckets (``window_s`` None) or their ``increase`` over a window."""
+    """The PromQL for one quantile: over the raw buckets (``window_s`` None) or their ``increase``."""
     series = f"{metric}_bucket{{{matchers}}}"
     if window_s is not None:
         series = f"increase({series}[{max(1, round(window_s))}s])"
@@ -244,6 +244,23 @@ def query_quantiles(
             row = rows.setdefault(key, {"pool": key[0], "model": key[1], "metric": metric})
             value = float(item["value"][1])
             row[f"p{round(q * 100)}_ms"] = None if value != value else round(value * 1000.0, 3)
+    buckets = _bucket_bounds(url, metric=metric, matchers=matchers, at=at)
     return [
-        {**row, "queries": {f"p{round(q * 100)}": e for q, e in queries.items()}} for row in rows.values()
+        {**row, "queries": {f"p{round(q * 100)}": e for q, e in queries.items()}, "buckets": buckets}
+        for row in rows.values()
     ]
+
+
+def _bucket_bounds(url: str, *, metric: str, matchers: str, at: float | None) -> list[float]:
+    """The finite ``le`` bounds (seconds) of ``metric`` as Prometheus holds them."""
+    params: dict[str, Any] = {"query": f"group by (le) ({metric}_bucket{{{matchers}}})"}
+    if at is not None:
+        params["time"] = f"{at:.3f}"
+    try:
+        answer = httpx.get(f"{url.rstrip('/')}/api/v1/query", params=params, timeout=10.0).json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise PrometheusError(
+            f"Prometheus at {url!r} did not list the buckets of {metric!r}: {exc}."
+        ) from exc
+    bounds = {float(item["metric"]["le"]) for item in answer.get("data", {}).get("result", [])}
+    return sorted(b for b in bounds if b != float("inf"))

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -91,10 +92,8 @@ def read_answer(response: Any) -> ServerAnswer:
     status = int(getattr(response, "status_code", 0) or 0)
     if status != 200:
         problem = f"HTTP {status}"
-        try:
+        with contextlib.suppress(ValueError, KeyError, TypeError):
             problem += f": {json.loads(response.content)['error']}"
-        except (ValueError, KeyError, TypeError):
-            pass
         return ServerAnswer(prediction_ms=prediction_ms, server_ms=server_ms, labels=labels, problem=problem)
     try:
         body = json.loads(response.content)

@@ -19,7 +19,8 @@ Columns, in order (times in milliseconds unless said otherwise; empty when unkno
     ``warm``, ``cold`` (first request after the target was at zero) or ``discarded`` (a warm-up request kept
     out of every statistic).
 ``users``
-    Number of Locust users running when the request was sent (``1`` for sequential scenarios).
+    The user count Locust was driving towards when the request was sent: the step of a ramp or shape, not the
+    transient count while users are still spawning (``1`` for sequential scenarios).
 ``status``
     HTTP status code (int); ``0`` when no answer arrived (connection error, timeout).
 ``client_ms``
@@ -129,12 +130,16 @@ class RequestRecorder:
         self._writer: csv.DictWriter | None = None
 
     def register(self, environment: Environment) -> None:
-        """Open the CSV (header row first) and attach to ``environment``'s ``request`` and ``quitting`` events."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = self.path.open("w", newline="", encoding="utf-8")
-        self._writer = csv.DictWriter(self._file, fieldnames=COLUMNS)
-        self._writer.writeheader()
-        self._file.flush()
+        """Attach to ``environment``'s ``request`` and ``quitting`` events; the first call creates the CSV.
+
+        A campaign runs one Locust environment per target, so later calls only attach to another environment.
+        """
+        if self._file is None and self.rows == 0:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = self.path.open("w", newline="", encoding="utf-8")
+            self._writer = csv.DictWriter(self._file, fieldnames=COLUMNS)
+            self._writer.writeheader()
+            self._file.flush()
         environment.events.request.add_listener(self._on_request)
         environment.events.quitting.add_listener(self._on_quitting)
 

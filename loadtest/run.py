@@ -65,6 +65,9 @@ def run_campaign(options: argparse.Namespace) -> Path:
     environment_label = "cluster"
     if options.targets:
         targets = load_targets(options.targets)
+        # A target file may also list local processes: only ingress routing or a cluster mode means a cluster.
+        if not any(t.host or t.mode in {"knative", "standard"} for t in targets):
+            environment_label = ENVIRONMENT
     elif options.url:
         targets = [Target(model=options.model, url=options.url, pool="local", arch=machine_arch())]
         environment_label = ENVIRONMENT
@@ -72,13 +75,17 @@ def run_campaign(options: argparse.Namespace) -> Path:
         pools = (
             [DEFAULT_POOLS[name] for name in options.pools] if options.pools else list(DEFAULT_POOLS.values())
         )
+        if getattr(options, "memory_profiles", None):
+            pools = [pool.with_memory_profile(size) for pool in pools for size in options.memory_profiles]
         fleet = LocalFleet(_models(options), pools, log_dir=run_dir)
         environment_label = ENVIRONMENT
     prometheus = None
     campaign = None
     try:
         if fleet is not None:
-            targets = fleet.start(progress=None if options.quiet else lambda line: print(line, file=sys.stderr))
+            targets = fleet.start(
+                progress=None if options.quiet else lambda line: print(line, file=sys.stderr)
+            )
         campaign = Campaign(
             scenario=scenario,
             targets=targets,
@@ -91,9 +98,10 @@ def run_campaign(options: argparse.Namespace) -> Path:
             quiet=options.quiet,
         )
         campaign.settings["seed"] = options.seed
+        exporter_port = campaign.exporter.serve()
+        campaign.say(f"lab exporter: http://127.0.0.1:{exporter_port}/metrics")
         local = environment_label != "cluster"
         if local and options.prometheus and not options.prometheus_url:
-            exporter_port = campaign.exporter.serve()
             scrape = [ScrapeTarget(job="drlab", address=f"127.0.0.1:{exporter_port}")]
             for target in targets:
                 labels = {k: v for k, v in target.labels().items() if k != "target"}
@@ -129,7 +137,7 @@ def run_campaign(options: argparse.Namespace) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the campaign whose options arrive as one JSON argument; writes the run folder to ``result_file``."""
+    """Run the campaign given as one JSON argument; writes the run folder's path to ``result_file``."""
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
         print("Error: expected one argument, the campaign options as JSON.", file=sys.stderr)

@@ -65,7 +65,7 @@ class ConstantShape(_ConfigurableShape):
 
 
 class StepShape(_ConfigurableShape):
-    """Steps through ``steps`` user counts, holding each for ``step_seconds`` (the course project's 10/100/200/500)."""
+    """Steps through ``steps`` user counts, each held ``step_seconds`` (course project: 10/100/200/500)."""
 
     steps: ClassVar[tuple[int, ...]] = (10, 100, 200, 500)
     """User count of each step, in order."""
@@ -77,7 +77,8 @@ class StepShape(_ConfigurableShape):
     def validate(self) -> None:
         if not self.steps or any(int(n) < 1 for n in self.steps) or self.step_seconds <= 0:
             raise ValueError(
-                f"Step shape needs user counts ≥ 1 and step_seconds > 0, got {self.steps!r}, {self.step_seconds!r}."
+                "Step shape needs user counts ≥ 1 and step_seconds > 0, "
+                f"got {self.steps!r}, {self.step_seconds!r}."
             )
 
     @property
@@ -133,7 +134,7 @@ class SpikeShape(_ConfigurableShape):
 
 
 class RandomShape(_ConfigurableShape):
-    """A new user count drawn from [``min_users``, ``max_users``] every ``change_seconds``, reproducible by ``seed``."""
+    """A user count drawn from [``min_users``, ``max_users``] every ``change_seconds``, fixed by ``seed``."""
 
     min_users: ClassVar[int] = 1
     """Smallest user count."""

@@ -54,7 +54,8 @@ class Target:
     @property
     def name(self) -> str:
         """A short unique label: ``model@pool/mode`` (plus the memory profile when there is one)."""
-        profile = f"+{self.memory_profile}" if self.memory_profile else ""
+        profile = self.memory_profile or ""
+        profile = f"+{profile}" if profile and not self.pool.endswith(profile) else ""
         return f"{self.model}@{self.pool}{profile}/{self.mode}"
 
     @property

@@ -64,7 +64,8 @@ class TargetUser(HttpUser):
             **self.target.labels(),
             "scenario": self.scenario,
             "protocol": self.protocol,
-            "users": runner.user_count if runner is not None else 1,
+            # The count the runner drives towards (the shape's step), not the transient count while spawning.
+            "users": (runner.target_user_count or runner.user_count) if runner is not None else 1,
         }
 
     def send(self, *, phase: str = "warm") -> None:
@@ -104,7 +105,7 @@ class LoadUser(TargetUser):
 
 
 class SequentialUser(TargetUser):
-    """Sends ``discard`` discarded requests then ``requests`` warm ones, ``interval`` seconds apart, then stops."""
+    """Sends ``discard`` discarded then ``requests`` warm requests, ``interval`` seconds apart; then stops."""
 
     abstract = True
 
@@ -135,7 +136,7 @@ class SequentialUser(TargetUser):
 
 
 def user_class_for(base: type[TargetUser], target: Target, index: int, **attributes: Any) -> type[TargetUser]:
-    """A concrete subclass of ``base`` bound to one target (Locust needs one class per target for fixed counts)."""
+    """A concrete subclass of ``base`` bound to one target (one class per target, for fixed counts)."""
     safe = "".join(ch if ch.isalnum() else "_" for ch in target.name)
     return type(
         f"{base.__name__}_{index}_{safe}", (base,), {"targets": [target], "abstract": False, **attributes}

@@ -6,8 +6,9 @@ IMAGE_FLAVOURS ?= $(if $(filter command line environment,$(origin FLAVOUR)),$(FL
 # Base image. Empty = the local debootstrap base dr-serving/base:bookworm (offline, built by `make base-image`);
 # set IMAGE_BASE=python:3.11-slim-bookworm to build on the official image (needs a registry).
 IMAGE_BASE ?=
-# Model directory to bake in at /opt/dr-serving/model (lite needs IMAGE_MODEL/model.tflite: `dr-serving model convert DIR`).
-IMAGE_MODEL ?=
+# Model baked in at /opt/dr-serving/model, where the chart reads `source: image` models. Default: the default
+# model (`make model`; lite images get its LiteRT conversion). Empty = no model baked (read from /mnt/models).
+IMAGE_MODEL ?= $(MODEL_DIR)
 # Registry prefix and platforms for `make image-multiarch` (needs docker buildx and a registry to push to).
 IMAGE_REGISTRY ?= localhost:5000
 IMAGE_PLATFORMS ?= linux/amd64,linux/arm64
@@ -36,8 +37,11 @@ wheels-check-arm64: setup ## Check, without building, that every runtime require
 	@$(PY) docker/wheelhouse.py --arch arm64 --check
 
 .PHONY: image
-image: docker-engine ## Build dr-serving/predictor:<version>-{full,lite} (offline base + wheelhouse unless IMAGE_BASE).
+image: docker-engine ## Build dr-serving/predictor:<version>-{full,lite} with IMAGE_MODEL baked in (offline base).
+	@if [ -n "$(IMAGE_MODEL)" ] && [ "$(IMAGE_MODEL)" = "$(MODEL_DIR)" ]; then $(MAKE) model; fi
 	@for flavour in $(IMAGE_FLAVOURS); do \
+	  if [ -n "$(IMAGE_MODEL)" ] && [ $$flavour = lite ] && [ ! -f "$(IMAGE_MODEL)/model.tflite" ]; then \
+	    $(DR) model convert "$(IMAGE_MODEL)"; fi; \
 	  $(IMAGES_PY) build --flavour $$flavour $(if $(IMAGE_BASE),--base $(IMAGE_BASE) --no-wheelhouse) \
 	    $(if $(IMAGE_MODEL),--model $(IMAGE_MODEL)); done
 
@@ -45,6 +49,8 @@ image: docker-engine ## Build dr-serving/predictor:<version>-{full,lite} (offlin
 image-multiarch: ## Build and push both flavours for amd64+arm64 with docker buildx (IMAGE_REGISTRY=...).
 	@docker buildx version >/dev/null 2>&1 || { echo "Error: docker buildx is missing; install the docker-buildx plugin (and qemu binfmt for arm64)." >&2; exit 1; }
 	@for flavour in $(IMAGE_FLAVOURS); do \
+	  if [ -n "$(IMAGE_MODEL)" ] && [ $$flavour = lite ] && [ ! -f "$(IMAGE_MODEL)/model.tflite" ]; then \
+	    $(DR) model convert "$(IMAGE_MODEL)"; fi; \
 	  docker buildx build --platform $(IMAGE_PLATFORMS) --build-arg FLAVOUR=$$flavour \
 	    --build-arg BASE_IMAGE=$(or $(IMAGE_BASE),python:3.11-slim-bookworm) \
 	    $(if $(IMAGE_MODEL),--build-arg MODEL=$(IMAGE_MODEL)) \

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,12 @@ def _refresh_prometheus(run_dir: Path, url: str) -> None:
     from loadtest.prometheus_local import PrometheusError, query_quantiles
 
     summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
-    from datetime import datetime
-
-    end = datetime.fromisoformat(summary["finished"]).timestamp()
-    window = float(summary["duration_s"]) + 5
+    started = summary.get("started_unix") or datetime.fromisoformat(summary["started"]).timestamp()
+    finished = summary.get("finished_unix") or datetime.fromisoformat(summary["finished"]).timestamp()
+    # Evaluate after the scrape that follows the run (at most a minute later), over a window that starts with
+    # the scrape before it, so increase() spans exactly the run's requests on an otherwise idle service.
+    end = min(time.time(), finished + 60.0)
+    window = end - started + 30.0
     result: dict[str, Any] = {
         "url": url,
         "local": False,
@@ -36,6 +39,10 @@ def _refresh_prometheus(run_dir: Path, url: str) -> None:
             window_s=window,
             at=end,
         )
+        # On a cluster the predictors' own histograms (PodMonitor, labelled per pool) are what Prometheus has.
+        result["predictor_batch_seconds"] = query_quantiles(
+            url, metric="dr_inference_batch_seconds", window_s=window, at=end
+        )
     except PrometheusError as exc:
         raise ValueError(str(exc)) from exc
     (run_dir / "prometheus.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
@@ -48,7 +55,7 @@ def write_report(
     prometheus_url: str | None = None,
     print_table: bool = True,
 ) -> dict[str, Any]:
-    """Write ``report.md``, ``report.html`` and ``plots/*.png`` for a run folder; returns their paths and checks."""
+    """Write ``report.md``, ``report.html`` and ``plots/*.png`` of a run folder; returns paths and checks."""
     from loadtest.report.plots import make_plots
     from loadtest.report.render import print_tables, render_html, render_markdown
 

@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from loadtest.report.published import published_for
 from loadtest.report.tables import RunData
 from loadtest.summary import step_stats
 
@@ -41,7 +42,7 @@ def _save(fig: plt.Figure, path: Path) -> Path:
 
 
 def latency_boxplot(run: RunData, path: Path) -> Path | None:
-    """Box plots of prediction time and total latency per pool and model (warm requests), like the published ones."""
+    """Box plots of prediction time and total latency per pool and model (warm), as published."""
     targets = list(dict.fromkeys(r["target"] for r in run.rows if r["phase"] == "warm" and _ok(r)))
     if not targets:
         return None
@@ -77,7 +78,7 @@ def prediction_vs_total(run: RunData, path: Path) -> Path | None:
     if not groups:
         return None
     x = np.arange(len(groups))
-    fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(groups) + 2), 4))
+    fig, ax = plt.subplots(figsize=(max(7, 1.6 * len(groups) + 4), 4))
     for offset, key, label in (
         (-0.2, "server_prediction_ms", "prediction (server)"),
         (0.2, "client_ms", "total (client)"),
@@ -87,10 +88,30 @@ def prediction_vs_total(run: RunData, path: Path) -> Path | None:
         ax.bar(
             x + offset, p50, width=0.4, label=f"{label} p50", yerr=[np.zeros_like(p50), p95 - p50], capsize=4
         )
+    for index, group in enumerate(groups):
+        ref = published_for(
+            group["model"],
+            instance_type=group["instance_type"],
+            memory_profile=group.get("memory_profile"),
+            phase="warm",
+        )
+        if ref is None:
+            continue
+        for offset, key, marker in ((-0.2, "prediction_ms", "v"), (0.2, "full_ms", "^")):
+            ax.scatter(
+                [index + offset],
+                [ref[key]],
+                marker=marker,
+                s=60,
+                facecolors="none",
+                edgecolors="k",
+                zorder=3,
+                label="published medians (▽ prediction, △ full)" if index == 0 and offset < 0 else None,
+            )
     ax.set_xticks(x, [g["target"].replace("/", "\n") for g in groups], fontsize=7)
     ax.set_ylabel("ms (bar p50, whisker p95)")
     ax.set_title("Prediction time vs total latency")
-    ax.legend()
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(axis="y", alpha=0.3)
     _footer(fig, run)
     return _save(fig, path)

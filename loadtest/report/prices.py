@@ -74,4 +74,8 @@ def load_prices(path: str | Path | None = None) -> PriceTable:
     except (TypeError, ValueError) as exc:
         raise ValueError(f"Every price in {str(path)!r} must be a number ({exc}).") from exc
     local = {str(k): str(v) for k, v in (data.get("local_pools") or {}).items()}
-    return PriceTable(instances=instances, serverless=serverless, local_pools=local, source=str(path))
+    try:
+        source = str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        source = str(path)
+    return PriceTable(instances=instances, serverless=serverless, local_pools=local, source=source)

@@ -1,4 +1,4 @@
-"""Render the report: Markdown (plots linked), self-contained HTML (plots embedded as base64) and a rich table."""
+"""Render the report: Markdown (plots linked), self-contained HTML (plots as base64) and rich tables."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from rich.table import Table as RichTable
 
 from loadtest.report.tables import RunData, Table
 
-__all__ = ["print_tables", "render_html", "render_markdown"]
+__all__ = ["make_console", "print_tables", "render_html", "render_markdown"]
 
 _CAPTIONS = {
     "latency_boxplot": "Prediction time and total latency per pool and model (warm requests)",
@@ -31,11 +31,11 @@ def _header(run: RunData) -> list[str]:
     s = run.summary
     return [
         f"- **environment**: {s.get('environment')}",
-        f"- **scenario**: {s.get('scenario')} · protocol {s.get('protocol')} · {s.get('requests')} requests · "
-        f"{s.get('duration_s')} s · started {s.get('started')}",
+        f"- **scenario**: {s.get('scenario')} · protocol {s.get('protocol')} · "
+        f"{s.get('requests')} requests · {s.get('duration_s')} s · started {s.get('started')}",
         f"- **images**: {s.get('images')}",
         f"- **settings**: {s.get('settings')}",
-        f"- **targets**: {', '.join(t.get('model', '') + '@' + t.get('pool', '') for t in s.get('targets', []))}",
+        "- **targets**: " + ", ".join(f"{t.get('model')}@{t.get('pool')}" for t in s.get("targets", [])),
     ]
 
 
@@ -103,9 +103,15 @@ def render_html(run: RunData, tables: list[Table], plots: dict[str, Path]) -> st
     )
 
 
+def make_console(**kwargs: object) -> Console:
+    """A rich console; off a terminal (logs, pipes) it is wide enough not to wrap table rows."""
+    console = Console(**kwargs)
+    return console if console.is_terminal else Console(width=160, **kwargs)
+
+
 def print_tables(tables: list[Table], *, environment: str, console: Console | None = None) -> None:
     """Print the tables in the terminal with rich."""
-    console = console or Console()
+    console = console or make_console()
     console.print(f"[bold]environment:[/bold] {environment}", highlight=False)
     for table in tables:
         rich_table = RichTable(

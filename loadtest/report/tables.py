@@ -69,7 +69,10 @@ def _ms(value: float | None) -> str:
 
 
 def _ratio(ours: float | None, theirs: float | None) -> str:
-    return f"{ours / theirs:.2f}×" if ours and theirs else "–"
+    if not (ours and theirs):
+        return "–"
+    ratio = ours / theirs
+    return f"{ratio:.2f}×" if ratio >= 0.1 else f"{ratio:.2g}×"
 
 
 def latency_table(run: RunData) -> Table:
@@ -139,8 +142,8 @@ def published_table(run: RunData) -> Table:
                 _ratio(total, ref["full_ms"]),
             ]
         )
-    note = "Published: SageMaker real-time (4 vCPU) and serverless medians; full latency there includes the managed "
-    note += "service's network path, ours is loopback or the cluster ingress."
+    note = "Published: SageMaker real-time (4 vCPU) and serverless medians; full latency there includes "
+    note += "the managed service's network path, ours is loopback or the cluster ingress."
     if run.emulated:
         note += " Emulated pools are compared with the instance type they stand in for."
     return Table(
@@ -175,10 +178,12 @@ def speedup_table(run: RunData) -> Table:
         fast, slow = (a, b) if pa <= pb else (b, a)
         key = (fast["instance_type"].removeprefix("ml."), slow["instance_type"].removeprefix("ml."))
         model = "vgg19" if "vgg" in a["model"].lower() else "mobilenet"
-        ref = SPEEDUPS.get(key, {}).get(model)
-        published = (
-            f"{ref[0]:.2f}× / {ref[1]:.2f}×" if ref and ref[1] else (f"{ref[0]:.2f}× / –" if ref else "–")
-        )
+        published = "–"
+        for pair in (key, key[::-1]):
+            ref = SPEEDUPS.get(pair, {}).get(model)
+            if ref is not None:
+                full = f"{ref[1]:.2f}×" if ref[1] else "–"
+                published = f"{pair[0]} faster than {pair[1]}: {ref[0]:.2f}× / {full}"
         rows.append(
             [
                 a["model"],
@@ -190,9 +195,9 @@ def speedup_table(run: RunData) -> Table:
         )
     return Table(
         title="Speed-ups between pools (warm p50, slower ÷ faster)",
-        header=["model", "pools", "prediction", "total", "published prediction / full"],
+        header=["model", "pools (faster vs slower)", "prediction", "total", "published prediction / full"],
         rows=rows,
-        note="Published speed-ups are shown where our pools are priced as the same instance pair.",
+        note="Published speed-ups are shown where our pools stand for the same instance pair.",
     )
 
 
@@ -206,14 +211,14 @@ def cost_table(run: RunData, prices: PriceTable) -> Table:
         priced_as = cost["priced_as"] + (
             " (stand-in)" if run.emulated and "stand-in" not in cost["priced_as"] else ""
         )
-        at_tp = f"{cost['usd_at_throughput']:.8f}" if "usd_at_throughput" in cost else "–"
+        at_tp = f"{cost['usd_at_throughput']:.4g}" if "usd_at_throughput" in cost else "–"
         rows.append(
             [
                 g["target"],
                 g["phase"],
                 priced_as,
-                f"{cost['per_second']:.7f}",
-                f"{cost['usd_sequential']:.8f}",
+                f"{cost['per_second']:.4g}",
+                f"{cost['usd_sequential']:.4g}",
                 at_tp,
             ]
         )
@@ -228,8 +233,8 @@ def cost_table(run: RunData, prices: PriceTable) -> Table:
             "at measured throughput",
         ],
         rows=rows,
-        note=f"Prices from {prices.source}. Published serverless means: MobileNet 1/2/3 GB 0.0000095 / 0.0000144 / "
-        "0.0000206, VGG19 0.0000376 / 0.0000344 / 0.0000408 USD.",
+        note=f"Prices from {prices.source}. Published serverless means: MobileNet 1/2/3 GB "
+        "0.0000095 / 0.0000144 / 0.0000206, VGG19 0.0000376 / 0.0000344 / 0.0000408 USD.",
     )
 
 
@@ -303,54 +308,70 @@ def steps_table(run: RunData) -> Table:
     )
 
 
-def bucket_bounds(value_s: float) -> tuple[float, float]:
-    """The lower and upper bound (seconds) of the exporter bucket that holds ``value_s``."""
+def bucket_bounds(value_s: float, buckets: tuple[float, ...] | list[float] = BUCKETS) -> tuple[float, float]:
+    """The lower and upper bound (seconds) of the histogram bucket that holds ``value_s``."""
     lower = 0.0
-    for upper in BUCKETS:
+    for upper in buckets:
         if value_s <= upper:
             return lower, upper
         lower = upper
     return lower, float("inf")
 
 
+#: (prometheus.json key, CSV column, label in the table, whether discarded requests count)
+_PROMETHEUS_SOURCES = (
+    ("request_seconds", "client_ms", "lab exporter: client latency", False),
+    ("predictor_batch_seconds", "server_prediction_ms", "predictor: prediction time", True),
+)
+
+
 def prometheus_check(run: RunData) -> tuple[Table, list[dict[str, Any]]]:
-    """Prometheus quantiles (from its HTTP API) beside the CSV's, agreeing within one bucket's width."""
+    """Prometheus quantiles (from its HTTP API) beside the CSV's, agreeing within a bucket's width."""
     checks: list[dict[str, Any]] = []
     prom = run.prometheus or {}
-    for entry in prom.get("request_seconds") or []:
-        rows = [
-            r
-            for r in run.rows
-            if r["pool"] == entry["pool"]
-            and r["model"] == entry["model"]
-            and r["phase"] != "discarded"
-            and not r["error"]
-            and r["status"] == 200
-        ]
-        csv_stats = latency_stats(r["client_ms"] for r in rows)
-        for q in ("p50", "p95"):
-            ours, theirs = csv_stats[q], entry.get(f"{q}_ms")
-            if ours is None or theirs is None:
-                continue
-            lower, upper = bucket_bounds(ours / 1000.0)
-            tolerance_ms = (upper - lower) * 1000.0
-            checks.append(
-                {
-                    "pool": entry["pool"],
-                    "model": entry["model"],
-                    "quantile": q,
-                    "csv_ms": ours,
-                    "prometheus_ms": theirs,
-                    "tolerance_ms": round(tolerance_ms, 3),
-                    "agree": abs(theirs - ours) <= tolerance_ms,
-                    "query": entry["queries"][q],
-                }
-            )
+    for key, column, source, with_discarded in _PROMETHEUS_SOURCES:
+        for entry in prom.get(key) or []:
+            rows = [
+                r
+                for r in run.rows
+                if r["pool"] == entry["pool"]
+                and r["model"] == entry["model"]
+                and (with_discarded or r["phase"] != "discarded")
+                and not r["error"]
+                and r["status"] == 200
+            ]
+            csv_stats = latency_stats(r[column] for r in rows)
+            buckets = entry.get("buckets") or BUCKETS
+            for q in ("p50", "p95"):
+                ours, theirs = csv_stats[q], entry.get(f"{q}_ms")
+                if ours is None or theirs is None:
+                    continue
+                widths = [hi - lo for lo, hi in (bucket_bounds(v / 1000.0, buckets) for v in (ours, theirs))]
+                tolerance_ms = max(widths) * 1000.0
+                checks.append(
+                    {
+                        "source": source,
+                        "pool": entry["pool"],
+                        "model": entry["model"],
+                        "quantile": q,
+                        "csv_ms": ours,
+                        "prometheus_ms": theirs,
+                        "tolerance_ms": round(tolerance_ms, 3),
+                        "agree": abs(theirs - ours) <= tolerance_ms,
+                        "query": entry["queries"][q],
+                    }
+                )
+    note = (
+        f"Prometheus {prom.get('url', '')}: {prom.get('method', '')}. Tolerance = the wider of the two "
+        "histogram buckets holding the CSV and the Prometheus value (histogram_quantile interpolates inside "
+        "a bucket)."
+    )
     table = Table(
         title="Prometheus (HTTP API, histogram_quantile) vs the CSV",
-        header=["pool", "model", "quantile", "CSV ms", "Prometheus ms", "tolerance ms", "agree"],
+        header=["source", "pool", "model", "quantile", "CSV ms", "Prometheus ms", "tolerance ms", "agree"],
         rows=[
             [
+                c["source"],
                 c["pool"],
                 c["model"],
                 c["quantile"],
@@ -361,12 +382,7 @@ def prometheus_check(run: RunData) -> tuple[Table, list[dict[str, Any]]]:
             ]
             for c in checks
         ],
-        note=(
-            f"Prometheus {prom.get('url', '')}: {prom.get('method', '')}. Tolerance = width of the histogram "
-            "bucket holding the CSV value (histogram_quantile interpolates inside a bucket)."
-            if checks
-            else f"No Prometheus quantiles for this run. {prom.get('error', '')}".strip()
-        ),
+        note=note if checks else f"No Prometheus quantiles for this run. {prom.get('error', '')}".strip(),
     )
     return table, checks
 

@@ -1,4 +1,4 @@
-"""The lab's scenarios, one module each; every module offers ``add_arguments(parser)`` and ``run(campaign, options)``."""
+"""The lab's scenarios, one module each, each with ``run(campaign, options)`` (options: ``options.py``)."""
 
 from __future__ import annotations
 

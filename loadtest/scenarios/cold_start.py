@@ -31,7 +31,7 @@ class ColdStartError(RuntimeError):
 
 
 def server_startup_metrics(text: str) -> dict[str, float]:
-    """``dr_model_load_seconds`` and ``dr_startup_seconds`` from a ``/metrics`` page (first sample of each)."""
+    """``dr_model_load_seconds`` and ``dr_startup_seconds`` from a ``/metrics`` page (first samples)."""
     found: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         if family.name in {"dr_model_load_seconds", "dr_startup_seconds"} and family.samples:
@@ -65,7 +65,7 @@ def _send(
     timeout: float,
     before: Any = None,
 ) -> dict[str, Any]:
-    """Send one request timed as a whole (including ``before()``, e.g. waiting for readiness) and record it."""
+    """Send one request timed as a whole (with ``before()``, e.g. waiting for readiness) and record it."""
     facts: dict[str, Any] = {}
     with campaign.environment.events.request.measure(
         phase.upper(), f"{target.name} {phase}", context=_context(campaign, target, phase)

@@ -1,4 +1,4 @@
-"""Ramp: step through user counts (the course project's 10/100/200/500) and report p50/p95/p99, throughput, errors."""
+"""Ramp: step through user counts (course project: 10/100/200/500); p50/p95/p99, throughput, errors."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Warm-up: one discarded request, then N sequential requests an interval apart, per target (published: 25 at 5 s)."""
+"""Warm-up: one discarded request, then N sequential requests an interval apart (published: 25 at 5 s)."""
 
 from __future__ import annotations
 

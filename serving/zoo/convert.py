@@ -104,7 +104,7 @@ def sample_batch(metadata: ModelMetadata, *, samples: int = 16, seed: int = 0) -
 
 
 def compare(reference: np.ndarray, candidate: np.ndarray, *, tolerance: float) -> tuple[float, float, int]:
-    """Return (max |Δp|, fraction of equal grades, grades that differ where the reference's lead was clear)."""
+    """Return (max |Δp|, share of equal grades, count of grades differing despite a clear lead)."""
     if reference.shape != candidate.shape:
         raise AgreementError(f"Expected outputs shaped {reference.shape!r}, got {candidate.shape!r}.")
     if not np.all(np.isfinite(candidate)):

@@ -57,10 +57,18 @@ def served_model_dir(mobilenet_dir: Path, tmp_path_factory: pytest.TempPathFacto
 
 @pytest.fixture(scope="session")
 def built_images(images_module: ModuleType, offline_inputs: Path) -> dict[str, str]:
-    """Both flavours built from the Dockerfile on the offline base: ``{flavour: tag}``."""
+    """Both flavours built from the Dockerfile on the offline base, no model baked: ``{flavour: tag}``.
+
+    Tagged ``<version>-<flavour>-test`` so the tests never replace the images ``make image`` built.
+    """
     try:
         return {
-            flavour: images_module.build(flavour, base=images_module.LOCAL_BASE, wheelhouse=offline_inputs)
+            flavour: images_module.build(
+                flavour,
+                tag=images_module.tag_for(flavour, suffix="test"),
+                base=images_module.LOCAL_BASE,
+                wheelhouse=offline_inputs,
+            )
             for flavour in ("lite", "full")
         }
     except images_module.ImageError as exc:
@@ -73,7 +81,7 @@ def baked_lite_image(images_module: ModuleType, offline_inputs: Path, served_mod
     try:
         return images_module.build(
             "lite",
-            tag=images_module.tag_for("lite", model="mobilenet-test"),
+            tag=images_module.tag_for("lite", suffix="test-baked"),
             base=images_module.LOCAL_BASE,
             wheelhouse=offline_inputs,
             model=served_model_dir,

@@ -1,9 +1,12 @@
-"""Fixtures for the load-lab tests: a real predictor process, and the ``dr-serving`` CLI run as a child process.
+"""Fixtures for the load-lab tests: a real predictor process, and the ``dr-serving`` CLI run as a child
+process.
 
-Locust monkey-patches the standard library with gevent as soon as it is imported. This pytest process is shared
-with the other areas' tests (TensorFlow training fixtures, asyncio servers, subprocesses), so it stays unpatched:
-``LOCUST_SKIP_MONKEY_PATCH=1`` is set here, before any test module imports Locust. Listener and shape tests then use a
-real ``Environment`` and real event hooks, which need no greenlets; every real campaign runs through
+Locust monkey-patches the standard library with gevent as soon as it is imported. This pytest process is
+shared with the other areas' tests (TensorFlow training fixtures, asyncio servers, subprocesses), so it stays
+unpatched:
+``LOCUST_SKIP_MONKEY_PATCH=1`` is set here, before any test module imports Locust. Listener and shape tests
+then use a real ``Environment`` and real event hooks, which need no greenlets; every real campaign runs
+through
 ``dr-serving lab run`` in a child process that patches first (``loadtest/run.py``), exactly as users run it.
 """
 
@@ -13,14 +16,14 @@ import os
 
 os.environ["LOCUST_SKIP_MONKEY_PATCH"] = "1"
 
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-from collections.abc import Callable, Iterator  # noqa: E402
-from pathlib import Path  # noqa: E402
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
-import pytest  # noqa: E402
+import pytest
 
-from loadtest.targets import Target  # noqa: E402
+from loadtest.targets import Target
 
 #: Labels the shared predictor is started with (read back from its X-DR-* headers).
 PREDICTOR_ENV = {"DR_POOL": "testpool", "DR_INSTANCE_TYPE": "m5.xlarge", "DR_MODE": "local"}
@@ -53,7 +56,9 @@ def predictor(mobilenet_dir: Path) -> Iterator[Target]:
 
     process = PredictorProcess(mobilenet_dir, model_name="mobilenet", env=PREDICTOR_ENV)
     with process:
-        yield Target(model="mobilenet", url=process.url, pool="testpool", arch="unknown", instance_type="unknown")
+        yield Target(
+            model="mobilenet", url=process.url, pool="testpool", arch="unknown", instance_type="unknown"
+        )
 
 
 @pytest.fixture(scope="session")
@@ -63,11 +68,27 @@ def warm_up_run(mobilenet_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
 
     out = tmp_path_factory.mktemp("warm-up-runs")
     result = dr_serving(
-        "lab", "run", "warm-up", "--local", "--model-dir", f"mobilenet={mobilenet_dir}",
-        "--pools", ",".join(DEFAULT_POOLS), "--requests", "6", "--interval", "0.05", "--image-count", "4",
-        "--image-size", "256", "--out", str(out), "--quiet",
+        "lab",
+        "run",
+        "warm-up",
+        "--local",
+        "--model-dir",
+        f"mobilenet={mobilenet_dir}",
+        "--pools",
+        ",".join(DEFAULT_POOLS),
+        "--requests",
+        "6",
+        "--interval",
+        "0.05",
+        "--image-count",
+        "4",
+        "--image-size",
+        "256",
+        "--out",
+        str(out),
+        "--quiet",
         cwd=out,
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr
     runs = sorted(out.glob("*-warm-up"))
     assert len(runs) == 1, runs
@@ -78,3 +99,9 @@ def warm_up_run(mobilenet_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
 def cli() -> Callable[..., subprocess.CompletedProcess[str]]:
     """``cli(*args, cwd=...)`` runs the real ``dr-serving`` command line in a child process."""
     return dr_serving
+
+
+@pytest.fixture(scope="session")
+def child_environ() -> dict[str, str]:
+    """The environment child processes get (no ``LOCUST_SKIP_MONKEY_PATCH``, no ``DR_*``)."""
+    return child_env()

@@ -29,15 +29,41 @@ def _samples(text: str, name: str, scenario: str) -> dict[tuple[str, ...], float
 
 
 def _fire_campaign(env: Environment, scenario: str) -> None:
-    context = {"model": "mobilenet", "pool": "amd64", "arch": "amd64", "mode": "standard", "scenario": scenario}
+    context = {
+        "model": "mobilenet",
+        "pool": "amd64",
+        "arch": "amd64",
+        "mode": "standard",
+        "scenario": scenario,
+    }
     for ms, prediction in ((12.0, "4.0"), (30.0, "6.0"), (250.0, "8.0")):
-        env.events.request.fire(request_type="POST", name="x", response_time=ms, response_length=10,
-                                response=_response(200, prediction), context=context, exception=None)  # fmt: skip
-    env.events.request.fire(request_type="POST", name="x", response_time=5.0, response_length=10,
-                            response=_response(200, "1.0"), context={**context, "phase": "discarded"},
-                            exception=None)  # fmt: skip
-    env.events.request.fire(request_type="POST", name="x", response_time=40.0, response_length=10,
-                            response=_response(400, None), context=context, exception=None)  # fmt: skip
+        env.events.request.fire(
+            request_type="POST",
+            name="x",
+            response_time=ms,
+            response_length=10,
+            response=_response(200, prediction),
+            context=context,
+            exception=None,
+        )
+    env.events.request.fire(
+        request_type="POST",
+        name="x",
+        response_time=5.0,
+        response_length=10,
+        response=_response(200, "1.0"),
+        context={**context, "phase": "discarded"},
+        exception=None,
+    )
+    env.events.request.fire(
+        request_type="POST",
+        name="x",
+        response_time=40.0,
+        response_length=10,
+        response=_response(400, None),
+        context=context,
+        exception=None,
+    )
 
 
 def test_histograms_from_request_events_parse() -> None:
@@ -47,7 +73,10 @@ def test_histograms_from_request_events_parse() -> None:
     text = generate_latest(REGISTRY).decode()
     counts = _samples(text, "drlab_request_seconds_count", "exporter-parse")
     base = ("arch=amd64", "mode=standard", "model=mobilenet")
-    assert counts == {(*base, "outcome=success", "pool=amd64"): 3.0, (*base, "outcome=failure", "pool=amd64"): 1.0}
+    assert counts == {
+        (*base, "outcome=success", "pool=amd64"): 3.0,
+        (*base, "outcome=failure", "pool=amd64"): 1.0,
+    }
     sums = _samples(text, "drlab_request_seconds_sum", "exporter-parse")
     assert abs(sums[(*base, "outcome=success", "pool=amd64")] - 0.292) < 1e-9
     prediction = _samples(text, "drlab_server_prediction_seconds_count", "exporter-parse")

@@ -30,7 +30,10 @@ def test_folder_reads_jpeg_and_png_only(tmp_path: Path) -> None:
     PILImage.new("RGB", (32, 32), "blue").save(tmp_path / "a.JPG", format="JPEG")
     (tmp_path / "notes.txt").write_text("not an image")
     source = ImageSource.folder(tmp_path)
-    assert [(i.name, i.content_type) for i in source.images] == [("a.JPG", "image/jpeg"), ("b.png", "image/png")]
+    assert [(i.name, i.content_type) for i in source.images] == [
+        ("a.JPG", "image/jpeg"),
+        ("b.png", "image/png"),
+    ]
     assert len(ImageSource.folder(tmp_path, limit=1)) == 1
 
 

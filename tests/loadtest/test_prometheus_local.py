@@ -16,7 +16,10 @@ from loadtest.prometheus_local import (
     query_quantiles,
 )
 
-LATENCIES_MS = {"amd64": [8.0, 11.0, 14.0, 18.0, 26.0, 45.0, 60.0, 95.0], "graviton": [120.0, 140.0, 180.0, 650.0]}
+LATENCIES_MS = {
+    "amd64": [8.0, 11.0, 14.0, 18.0, 26.0, 45.0, 60.0, 95.0],
+    "graviton": [120.0, 140.0, 180.0, 650.0],
+}
 
 
 def _ok() -> requests.Response:
@@ -41,15 +44,18 @@ def _histogram_quantile(q: float, values_ms: list[float]) -> float:
 
 def test_config_scrapes_every_target_with_labels() -> None:
     prom = LocalPrometheus(
-        [ScrapeTarget(job="drlab", address="127.0.0.1:1"),
-         ScrapeTarget(job="predictor", address="127.0.0.1:2", labels={"pool": "x86-1cpu", "model": "m"})],
+        [
+            ScrapeTarget(job="drlab", address="127.0.0.1:1"),
+            ScrapeTarget(job="predictor", address="127.0.0.1:2", labels={"pool": "x86-1cpu", "model": "m"}),
+        ],
         scrape_interval=0.5,
-    )  # fmt: skip
+    )
     config = prom.config()
     assert config["global"]["scrape_interval"] == "500ms"
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    assert jobs["predictor"]["static_configs"] == [{"targets": ["127.0.0.1:2"], "labels": {"pool": "x86-1cpu",
-                                                                                        "model": "m"}}]  # fmt: skip
+    assert jobs["predictor"]["static_configs"] == [
+        {"targets": ["127.0.0.1:2"], "labels": {"pool": "x86-1cpu", "model": "m"}}
+    ]
     assert all(job["honor_labels"] for job in jobs.values())
 
 
@@ -76,16 +82,24 @@ def test_real_prometheus_scrapes_the_exporter_and_answers_quantiles() -> None:
     for pool, values in LATENCIES_MS.items():
         context = {"model": "mobilenet", "pool": pool, "arch": "amd64", "mode": "local", "scenario": scenario}
         for ms in values:
-            env.events.request.fire(request_type="POST", name="x", response_time=ms, response_length=1,
-                                    response=_ok(), context=context, exception=None)  # fmt: skip
+            env.events.request.fire(
+                request_type="POST",
+                name="x",
+                response_time=ms,
+                response_length=1,
+                response=_ok(),
+                context=context,
+                exception=None,
+            )
     fired = time.time()
     try:
         with LocalPrometheus([ScrapeTarget(job="drlab", address=f"127.0.0.1:{port}")]) as prom:
             prom.wait_for_scrape(after=fired)
             (health,) = prom.target_health()
             assert health["health"] == "up"
-            rows = query_quantiles(prom.url, metric="drlab_request_seconds",
-                                   matchers=f'scenario="{scenario}",outcome="success"')  # fmt: skip
+            rows = query_quantiles(
+                prom.url, metric="drlab_request_seconds", matchers=f'scenario="{scenario}",outcome="success"'
+            )
     finally:
         env.events.quitting.fire(environment=env)
     by_pool = {row["pool"]: row for row in rows}
@@ -94,3 +108,4 @@ def test_real_prometheus_scrapes_the_exporter_and_answers_quantiles() -> None:
         assert by_pool[pool]["p50_ms"] == pytest.approx(_histogram_quantile(0.5, values), abs=1e-3)
         assert by_pool[pool]["p95_ms"] == pytest.approx(_histogram_quantile(0.95, values), abs=1e-3)
         assert by_pool[pool]["model"] == "mobilenet"
+        assert by_pool[pool]["buckets"] == list(BUCKETS)

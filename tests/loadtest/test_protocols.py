@@ -39,8 +39,9 @@ def test_unknown_protocol() -> None:
 @pytest.mark.parametrize("protocol", ["v1", "v2"], ids=["v1-raw-bytes", "v2-bytes"])
 def test_real_predictor_answers_are_read(predictor: Target, protocol: str) -> None:
     prepared = build_request(protocol, predictor.model, IMAGES.images[0])
-    response = httpx.post(predictor.base_url + prepared.path, content=prepared.body, headers=prepared.headers,
-                          timeout=60)  # fmt: skip
+    response = httpx.post(
+        predictor.base_url + prepared.path, content=prepared.body, headers=prepared.headers, timeout=60
+    )
     answer = read_answer(response)
     assert answer.ok, answer.problem
     assert answer.prediction_ms is not None and answer.prediction_ms > 0
@@ -52,8 +53,12 @@ def test_real_predictor_answers_are_read(predictor: Target, protocol: str) -> No
 
 
 def test_real_predictor_error_is_a_problem(predictor: Target) -> None:
-    response = httpx.post(f"{predictor.base_url}/v1/models/mobilenet:predict", content=b"not an image",
-                          headers={"Content-Type": "image/jpeg"}, timeout=60)  # fmt: skip
+    response = httpx.post(
+        f"{predictor.base_url}/v1/models/mobilenet:predict",
+        content=b"not an image",
+        headers={"Content-Type": "image/jpeg"},
+        timeout=60,
+    )
     answer = read_answer(response)
     assert not answer.ok
     assert answer.problem.startswith("HTTP 400: ")

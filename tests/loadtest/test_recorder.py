@@ -25,9 +25,14 @@ def _response(status: int, body: bytes, headers: dict[str, str]) -> requests.Res
 OK = _response(
     200,
     b'{"predictions": [{"grade": 2}], "prediction_ms": 9.0, "server_ms": 12.0}',
-    {"X-DR-Prediction-Ms": "9.5", "X-DR-Server-Ms": "12.25", "X-DR-Arch": "arm64", "X-DR-Node": "node-a",
-     "X-DR-Pool": "other"},
-)  # fmt: skip
+    {
+        "X-DR-Prediction-Ms": "9.5",
+        "X-DR-Server-Ms": "12.25",
+        "X-DR-Arch": "arm64",
+        "X-DR-Node": "node-a",
+        "X-DR-Pool": "other",
+    },
+)
 
 
 def _context(**extra: object) -> dict[str, object]:
@@ -35,9 +40,17 @@ def _context(**extra: object) -> dict[str, object]:
 
 
 def _fire(env: Environment, **kwargs: object) -> None:
-    defaults = {"request_type": "POST", "name": TARGET.name, "response_time": 20.5, "response_length": 80,
-                "response": OK, "context": _context(), "exception": None, "start_time": 1700000000.25,
-                "url": TARGET.url}  # fmt: skip
+    defaults = {
+        "request_type": "POST",
+        "name": TARGET.name,
+        "response_time": 20.5,
+        "response_length": 80,
+        "response": OK,
+        "context": _context(),
+        "exception": None,
+        "start_time": 1700000000.25,
+        "url": TARGET.url,
+    }
     env.events.request.fire(**{**defaults, **kwargs})
 
 
@@ -47,8 +60,14 @@ def test_rows_for_success_discarded_and_failure(tmp_path: Path) -> None:
     recorder.register(env)
     _fire(env, context=_context(phase="discarded"))
     _fire(env, context=_context(phase="warm"))
-    _fire(env, response=None, response_time=5000.0, response_length=0, exception=TimeoutError("read timed out"),
-          context=_context(phase="cold"))  # fmt: skip
+    _fire(
+        env,
+        response=None,
+        response_time=5000.0,
+        response_length=0,
+        exception=TimeoutError("read timed out"),
+        context=_context(phase="cold"),
+    )
     _fire(env, response=_response(503, b'{"error": "The model is not ready."}', {}), context=_context())
     env.events.quitting.fire(environment=env)
     with (tmp_path / "out" / "requests.csv").open(newline="") as handle:
@@ -63,9 +82,17 @@ def test_rows_for_success_discarded_and_failure(tmp_path: Path) -> None:
     assert warm["arch"] == "arm64", "an 'unknown' target label is filled from X-DR-Arch"
     assert warm["node"] == "node-a"
     assert (warm["status"], warm["client_ms"], warm["server_prediction_ms"], warm["server_ms"]) == (
-        "200", "20.5", "9.5", "12.25")  # fmt: skip
+        "200",
+        "20.5",
+        "9.5",
+        "12.25",
+    )
     assert (warm["users"], warm["bytes"], warm["error"]) == ("3", "80", "")
-    assert (rows[2]["status"], rows[2]["error"], rows[2]["server_prediction_ms"]) == ("0", "read timed out", "")
+    assert (rows[2]["status"], rows[2]["error"], rows[2]["server_prediction_ms"]) == (
+        "0",
+        "read timed out",
+        "",
+    )
     assert rows[3]["status"] == "503"
     assert rows[3]["error"] == "HTTP 503: The model is not ready."
     assert recorder.rows == 4

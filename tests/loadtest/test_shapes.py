@@ -15,7 +15,13 @@ def _at(shape, seconds: float):
 
 def test_step_shape_holds_each_count_then_stops() -> None:
     shape = StepShape(steps=(2, 4), step_seconds=5.0, spawn_rate=4.0)
-    assert [_at(shape, t) for t in (0.1, 4.9, 5.1, 9.9, 10.1)] == [(2, 4.0), (2, 4.0), (4, 4.0), (4, 4.0), None]
+    assert [_at(shape, t) for t in (0.1, 4.9, 5.1, 9.9, 10.1)] == [
+        (2, 4.0),
+        (2, 4.0),
+        (4, 4.0),
+        (4, 4.0),
+        None,
+    ]
     assert shape.duration == 10.0
     assert shape.step_label(6.0) == "4 users"
 

@@ -18,10 +18,27 @@ def _write(path: Path, rows: list[dict[str, object]]) -> Path:
     return path
 
 
-def _row(t: float, ms: float, *, phase: str = "warm", users: int = 1, status: int = 200, error: str = "") -> dict:
-    return {"timestamp": t, "scenario": "ramp", "target": "m@p/local", "model": "m", "pool": "p", "arch": "amd64",
-            "instance_type": "m5.xlarge", "mode": "local", "protocol": "v1", "phase": phase, "users": users,
-            "status": status, "client_ms": ms, "server_prediction_ms": ms / 2, "bytes": 10, "error": error}  # fmt: skip
+def _row(
+    t: float, ms: float, *, phase: str = "warm", users: int = 1, status: int = 200, error: str = ""
+) -> dict:
+    return {
+        "timestamp": t,
+        "scenario": "ramp",
+        "target": "m@p/local",
+        "model": "m",
+        "pool": "p",
+        "arch": "amd64",
+        "instance_type": "m5.xlarge",
+        "mode": "local",
+        "protocol": "v1",
+        "phase": phase,
+        "users": users,
+        "status": status,
+        "client_ms": ms,
+        "server_prediction_ms": ms / 2,
+        "bytes": 10,
+        "error": error,
+    }
 
 
 def test_latency_stats_match_numpy() -> None:
@@ -36,8 +53,13 @@ def test_latency_stats_match_numpy() -> None:
 
 
 def test_groups_and_steps_leave_out_discarded_and_count_errors(tmp_path: Path) -> None:
-    rows = [_row(0.0, 500.0, phase="discarded"), _row(1.0, 10.0), _row(2.0, 20.0, users=2),
-            _row(3.0, 30.0, users=2, status=503, error="HTTP 503"), _row(3.5, 40.0, users=2)]  # fmt: skip
+    rows = [
+        _row(0.0, 500.0, phase="discarded"),
+        _row(1.0, 10.0),
+        _row(2.0, 20.0, users=2),
+        _row(3.0, 30.0, users=2, status=503, error="HTTP 503"),
+        _row(3.5, 40.0, users=2),
+    ]
     parsed = read_requests(_write(tmp_path / "requests.csv", rows))
     (group,) = group_stats(parsed)
     assert group["requests"] == 4 and group["failures"] == 1 and group["error_pct"] == 25.0

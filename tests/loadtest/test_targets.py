@@ -13,7 +13,8 @@ def test_yaml_file_with_aliases_and_extras(tmp_path: Path) -> None:
     path.write_text(
         "targets:\n"
         "  - {model: mobilenet, url: 'http://127.0.0.1:8080/', pool: graviton, mode: knative, arch: arm64,\n"
-        "     instanceType: c7g.xlarge, host_header: mobilenet-graviton.default.example.com, namespace: lab}\n"
+        "     instanceType: c7g.xlarge, host_header: mobilenet-graviton.default.example.com,\n"
+        "     namespace: lab}\n"
         "  - {name: vgg19, endpoint: 'http://127.0.0.1:8081', pricePerHour: '0.23'}\n"
     )
     first, second = load_targets(path)
@@ -24,8 +25,14 @@ def test_yaml_file_with_aliases_and_extras(tmp_path: Path) -> None:
     assert first.extra == {"namespace": "lab"}
     assert second.model == "vgg19" and second.url == "http://127.0.0.1:8081"
     assert second.price_per_hour == pytest.approx(0.23)
-    assert second.labels() == {"target": "vgg19@local/local", "model": "vgg19", "pool": "local",
-                               "arch": "unknown", "instance_type": "unknown", "mode": "local"}  # fmt: skip
+    assert second.labels() == {
+        "target": "vgg19@local/local",
+        "model": "vgg19",
+        "pool": "local",
+        "arch": "unknown",
+        "instance_type": "unknown",
+        "mode": "local",
+    }
 
 
 def test_json_list_and_endpoints_key(tmp_path: Path) -> None:

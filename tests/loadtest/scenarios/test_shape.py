@@ -12,12 +12,34 @@ from loadtest.targets import Target
 @pytest.mark.slow
 def test_spike_shape_drives_the_user_count(cli, predictor: Target, tmp_path: Path) -> None:
     result = cli(
-        "lab", "run", "shape", "--shape", "spike", "--set", "base=1", "--set", "peak=3",
-        "--set", "before_seconds=1.5", "--set", "spike_seconds=2", "--set", "after_seconds=1.5", "--pause", "0.1",
-        "--url", predictor.url, "--image-size", "256", "--no-prometheus", "--no-report", "--out", str(tmp_path),
+        "lab",
+        "run",
+        "shape",
+        "--shape",
+        "spike",
+        "--set",
+        "base=1",
+        "--set",
+        "peak=3",
+        "--set",
+        "before_seconds=1.5",
+        "--set",
+        "spike_seconds=2",
+        "--set",
+        "after_seconds=1.5",
+        "--pause",
+        "0.1",
+        "--url",
+        predictor.url,
+        "--image-size",
+        "256",
+        "--no-prometheus",
+        "--no-report",
+        "--out",
+        str(tmp_path),
         "--quiet",
         cwd=tmp_path,
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr
     (run_dir,) = tmp_path.glob("*-shape")
     with (run_dir / "requests.csv").open(newline="") as handle:
@@ -30,13 +52,27 @@ def test_spike_shape_drives_the_user_count(cli, predictor: Target, tmp_path: Pat
 
 @pytest.mark.parametrize(
     ("settings", "message"),
-    [(["--set", "colour=red"], "has no setting 'colour'"), (["--set", "peak=lots"], "expects int"),
-     (["--set", "base=5", "--set", "peak=2"], "base ≤ peak")],
+    [
+        (["--set", "colour=red"], "has no setting 'colour'"),
+        (["--set", "peak=lots"], "expects int"),
+        (["--set", "base=5", "--set", "peak=2"], "base ≤ peak"),
+    ],
     ids=["unknown-setting", "wrong-type", "peak-below-base"],
-)  # fmt: skip
+)
 def test_bad_shape_settings_are_usage_errors(cli, tmp_path: Path, settings: list[str], message: str) -> None:
-    result = cli("lab", "run", "shape", "--shape", "spike", *settings, "--url", "http://127.0.0.1:9",
-                 "--out", str(tmp_path), cwd=tmp_path)  # fmt: skip
+    result = cli(
+        "lab",
+        "run",
+        "shape",
+        "--shape",
+        "spike",
+        *settings,
+        "--url",
+        "http://127.0.0.1:9",
+        "--out",
+        str(tmp_path),
+        cwd=tmp_path,
+    )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("Error: ")
     assert message in result.stderr

@@ -35,7 +35,10 @@ def test_every_pool_gets_one_discarded_then_the_warm_requests(warm_up_run: Path)
 
 def test_summary_describes_the_run(warm_up_run: Path) -> None:
     summary = json.loads((warm_up_run / "summary.json").read_text())
-    assert summary["environment"] == f"emulation ({len(next(iter(DEFAULT_POOLS.values())).cpus)}-core machine, no cluster)"
+    assert (
+        summary["environment"]
+        == f"emulation ({len(next(iter(DEFAULT_POOLS.values())).cpus)}-core machine, no cluster)"
+    )
     assert summary["scenario"] == "warm-up"
     assert summary["settings"] == {"seed": 0, "requests": 6, "interval_s": 0.05, "discard": 1}
     assert summary["requests"] == 7 * len(DEFAULT_POOLS)
