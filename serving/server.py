@@ -27,6 +27,8 @@ from fastapi import Request
 from fastapi.responses import Response
 from kserve import ModelServer
 
+from serving.shutdown import DrainingServer, DrainState, ReadinessGate
+
 __all__ = [
     "DRModelServer",
     "RequestGuard",
@@ -68,6 +70,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     group.add_argument("--http-port", dest="http_port", type=int, help="Alias of --http_port.")
     group.add_argument("--host", default="0.0.0.0", help="Address to bind (use 127.0.0.1 for local runs).")
     group.add_argument("--backend", default="auto", choices=BACKEND_KINDS, help="Inference backend.")
+    group.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=argparse.SUPPRESS,
+        help="On SIGTERM, answer 503 on readiness routes but keep serving this long before shutting down "
+        "(default: $DR_DRAIN_SECONDS, else 0; the chart sets it for Kubernetes).",
+    )
     from serving import limits
 
     for flag, variable, default, meaning in (
@@ -149,8 +158,19 @@ def run(args: argparse.Namespace) -> int:
         args.http_port,
     )
     tune_gc()
+    drain = getattr(args, "drain_seconds", None)
+    if drain is None:
+        raw = os.environ.get("DR_DRAIN_SECONDS", "0")
+        try:
+            drain = float(raw)
+        except ValueError as exc:
+            message = f"Expected DR_DRAIN_SECONDS to be a number of seconds, got {raw!r}."
+            raise CliError(message, code=2) from exc
+    if drain < 0:
+        raise CliError(f"Expected a drain period of 0 s or more, got {drain!r}.", code=2)
     server = DRModelServer(
         host=args.host,
+        drain_seconds=drain,
         http_port=args.http_port,
         access_log_format=args.access_log_format,
         event_loop=args.event_loop,
@@ -363,13 +383,13 @@ class DRModelServer(ModelServer):
     (it binds 0.0.0.0 unconditionally and installs its handlers last, which log full tracebacks for 4xx).
     """
 
-    def __init__(self, *, host: str = "0.0.0.0", **kwargs: Any) -> None:
+    def __init__(self, *, host: str = "0.0.0.0", drain_seconds: float = 0.0, **kwargs: Any) -> None:
         super().__init__(enable_grpc=False, workers=1, **kwargs)
         self.host = host
+        self.drain_seconds = drain_seconds
 
     def start(self, models: list[Any]) -> None:
         """Register the loaded models; serve HTTP until SIGTERM/SIGINT, letting in-flight requests finish."""
-        import uvicorn
         from kserve import model_server
         from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING
         from kserve.protocol.rest.server import RESTServer
@@ -393,5 +413,7 @@ class DRModelServer(ModelServer):
         rest.create_application()
         _install_error_handlers(app, model_name=model.name)  # last: ours replace KServe's
         app.add_middleware(RequestGuard, max_body_bytes=model.limits.max_body_bytes, model_name=model.name)
+        drain = DrainState()
+        app.add_middleware(ReadinessGate, state=drain)
         self._rest_server = rest
-        uvicorn.Server(rest.config).run()
+        DrainingServer(rest.config, state=drain, drain_seconds=self.drain_seconds).run()

@@ -218,3 +218,13 @@ def test_predictor_is_a_valid_pod_in_both_modes() -> None:
     for values in ({}, "standard-values.yaml"):
         for isvc in isvcs(render(values)).values():
             validate_builtin(predictor_pod(isvc))
+
+
+def test_standard_mode_drains_and_knative_leaves_it_to_the_queue_proxy() -> None:
+    """Standard pods get DR_DRAIN_SECONDS (drain after SIGTERM); Knative leaves it to its queue-proxy."""
+    standard = env(
+        isvcs(render({"mode": "standard", "predictor": {"drainSeconds": 7}}))["dr-serving-mobilenet-amd64"]
+    )
+    assert standard["DR_DRAIN_SECONDS"] == "7"
+    knative = env(isvcs(render({"mode": "knative"}))["dr-serving-mobilenet-amd64"])
+    assert "DR_DRAIN_SECONDS" not in knative

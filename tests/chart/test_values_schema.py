@@ -12,6 +12,16 @@ from chartkit import CHART, run_helm
 
 INVALID: list[Any] = [
     pytest.param(
+        {"predictor": {"drainSeconds": -1}},
+        "at '/predictor/drainSeconds': minimum: got -1, want 0",
+        id="negative-drain",
+    ),
+    pytest.param(
+        {"mode": "standard", "predictor": {"drainSeconds": 30, "terminationGracePeriodSeconds": 30}},
+        "predictor.drainSeconds (30) must be below predictor.terminationGracePeriodSeconds (30)",
+        id="drain-not-below-grace-period",
+    ),
+    pytest.param(
         {"mode": "serverless"}, "at '/mode': value must be one of 'knative', 'standard'", id="unknown-mode"
     ),
     pytest.param({"modle": "knative"}, "additional properties 'modle' not allowed", id="typo-top-level-key"),
