@@ -127,6 +127,56 @@ def test_sigterm_lets_in_flight_requests_finish(built_images: dict[str, str], se
     assert exit_code == 0, logs[-2000:]
 
 
+def test_sigterm_with_the_charts_drain_loses_no_request(
+    built_images: dict[str, str], served_model_dir: Path
+) -> None:
+    """With DR_DRAIN_SECONDS (as the chart sets in Standard mode), SIGTERM mid-burst resets no request.
+
+    Without a drain uvicorn closes its listener at once and resets connections it has not read yet; with one,
+    readiness answers 503 while every request of the burst is still served, then the container exits 0.
+    """
+    burst = 40
+    image = encode_image(make_fundus_image(2, size=512, seed=5))
+    env = {"DR_DRAIN_SECONDS": "4"}
+    with Container(
+        image=built_images["lite"], flavour="lite", model_mount=served_model_dir, env=env
+    ) as container:
+        container.wait_ready()
+        results: list[int] = []
+        errors: list[str] = []
+        lock = threading.Lock()
+
+        def send() -> None:
+            try:
+                status = container.predict(image, timeout=120).status_code
+            except httpx.HTTPError as exc:
+                with lock:
+                    errors.append(repr(exc))
+                return
+            with lock:
+                results.append(status)
+
+        threads = [threading.Thread(target=send) for _ in range(burst)]
+        for thread in threads:
+            thread.start()
+        docker("kill", "--signal", "TERM", container.name)
+        deadline = time.monotonic() + 3  # the handler runs on the server's thread: poll briefly
+        readiness = httpx.get(f"{container.url}/v2/health/ready", timeout=30).status_code
+        while readiness == 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
+            readiness = httpx.get(f"{container.url}/v2/health/ready", timeout=30).status_code
+        for thread in threads:
+            thread.join(timeout=120)
+        exit_code = container.exit_code()
+        logs = container.logs()
+
+    assert errors == [], logs[-2000:]
+    assert results == [200] * burst
+    assert readiness == 503
+    assert "draining for 4.0 s" in logs
+    assert exit_code == 0, logs[-2000:]
+
+
 @pytest.mark.parametrize(
     "model_dir", ["/mnt/models", "/opt/dr-serving/model"], ids=["chart-path", "baked-path"]
 )
