@@ -50,11 +50,13 @@ def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument(
         "--pools",
         type=lambda s: [p for p in s.split(",") if p],
+        metavar="POOL,…",
         help="emulated pools for --local, comma-separated",
     )
     where.add_argument(
         "--memory-profiles",
         type=lambda s: [p for p in s.split(",") if p],
+        metavar="SIZE,…",
         help="label each emulated pool with these memory sizes, e.g. 1Gi,2Gi,3Gi (priced as serverless)",
     )
     where.add_argument("--model", default="mobilenet", help="model name served at --url")

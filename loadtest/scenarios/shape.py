@@ -38,6 +38,8 @@ def shape_settings(name: str, pairs: list[tuple[str, str]] | list[list[str]]) ->
 def run(campaign: Campaign, options: argparse.Namespace) -> None:
     """Run the chosen shape against each target in turn."""
     settings = shape_settings(options.shape, options.shape_settings)
+    if options.shape == "random":
+        settings.setdefault("seed", options.seed)
     try:
         make_shape(options.shape, **settings)
     except (TypeError, ValueError) as exc:

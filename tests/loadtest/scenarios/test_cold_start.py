@@ -4,13 +4,15 @@ import csv
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 
 from loadtest.emulation import DEFAULT_POOLS
+from loadtest.scenarios.cold_start import server_startup_metrics
+from loadtest.targets import Target
 
-pytestmark = pytest.mark.slow
 
-
+@pytest.mark.slow
 def test_local_cold_starts_restart_the_predictor(cli, mobilenet_dir: Path, tmp_path: Path) -> None:
     pool = next(iter(DEFAULT_POOLS))
     result = cli(
@@ -57,3 +59,9 @@ def test_local_cold_starts_restart_the_predictor(cli, mobilenet_dir: Path, tmp_p
         assert float(row["client_ms"]) >= 1000 * entry["process_start_to_ready_s"]
     phases = {(g["phase"], g["requests"]) for g in summary["groups"]}
     assert phases == {("cold", 2), ("warm", 2)}
+
+
+def test_server_startup_metrics_from_a_real_predictor(predictor: Target) -> None:
+    found = server_startup_metrics(httpx.get(f"{predictor.base_url}/metrics", timeout=10).text)
+    assert set(found) == {"dr_model_load_seconds", "dr_startup_seconds"}
+    assert 0 < found["dr_model_load_seconds"] < found["dr_startup_seconds"]
