@@ -192,17 +192,17 @@ def tune_gc() -> None:
 
 
 def process_start_time() -> float:
-    """Wall-clock time this process started (Linux ``/proc``), else when this module was imported."""
+    """Wall-clock time this process started (Linux ``/proc``, to a tick), else when this module was imported.
+
+    The process's start is read in ticks since boot and compared with ``CLOCK_BOOTTIME`` now; ``/proc/stat``'s
+    ``btime`` would only give whole seconds.
+    """
     try:
         stat = Path("/proc/self/stat").read_text()
         start_ticks = int(stat.rsplit(")", 1)[1].split()[19])
-        boot_time = next(
-            int(line.split()[1])
-            for line in Path("/proc/stat").read_text().splitlines()
-            if line.startswith("btime")
-        )
-        return boot_time + start_ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration):
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - start_ticks / os.sysconf("SC_CLK_TCK")
+        return time.time() - age
+    except (OSError, ValueError, IndexError, AttributeError):
         return _IMPORTED_AT
 
 

@@ -390,6 +390,20 @@ def test_process_start_time_is_before_now() -> None:
     assert time.time() - 24 * 3600 < started <= time.time()
 
 
+def test_process_start_time_is_exact_to_a_clock_tick() -> None:
+    """A child's start time lies between its spawn and its first statement (no whole-second rounding)."""
+    import subprocess
+    import sys
+    import time
+
+    code = "import time; t = time.time(); from serving.server import process_start_time as p; print(p(), t)"
+    spawned = time.time()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    started, first_statement = (float(value) for value in out.split())
+    tick = 0.011  # one clock tick (10 ms) plus rounding
+    assert spawned - tick <= started <= first_statement + tick
+
+
 def test_process_exits_non_zero_for_a_missing_model(tmp_path: Path) -> None:
     process = PredictorProcess(tmp_path / "missing", model_name="x", log_path=tmp_path / "log.txt")
     process.start()
