@@ -1,12 +1,13 @@
 """``dr-serving demo`` (``make run``): build or reuse the default model, serve it on 127.0.0.1, run the
-published
-warm-up (1 discarded + 25 requests) with synthetic fundus images, and print prediction time vs total
-latency."""
+published warm-up (1 discarded + 25 requests) with synthetic fundus images, and print prediction time vs
+total latency. Without Debian's ``prometheus`` binary it runs without Prometheus and says how to add it."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 from pathlib import Path
 
 from rich.table import Table
@@ -71,6 +72,18 @@ def run_demo(options: argparse.Namespace) -> int:
     )
     from loadtest.emulation import DEFAULT_POOLS
 
+    prometheus = options.prometheus
+    if (
+        prometheus
+        and shutil.which("prometheus", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/usr/bin") is None
+    ):
+        console.print(
+            ">> prometheus: not installed, so this run skips the Prometheus cross-check "
+            "(add it with 'sudo apt-get install prometheus' or 'make system-deps')",
+            highlight=False,
+        )
+        prometheus = False
+
     spec = argparse.Namespace(
         scenario="warm-up",
         targets=None,
@@ -85,7 +98,7 @@ def run_demo(options: argparse.Namespace) -> int:
         image_size=512,
         seed=options.seed,
         out=options.out,
-        prometheus=options.prometheus,
+        prometheus=prometheus,
         prometheus_url=None,
         report=True,
         quiet=False,
