@@ -5,7 +5,9 @@ For each model (``MODEL_ROOT/<name>``, built with random weights when missing):
 - **bare**: batch-1 signature call in this process (``Backend.predict``), p50/p95;
 - **served**: the real server (``PredictorProcess`` on 127.0.0.1) answering a 224 px JPEG through the
   raw-bytes V1 route and the V2 binary ``BYTES`` route: client end-to-end p50/p95, the server's prediction
-  time (``X-DR-Prediction-Ms``) p50, served/bare ratio, and end-to-end minus server prediction p50;
+  time (``X-DR-Prediction-Ms``) p50, served/bare ratio, and end-to-end minus server prediction p50. The client
+  is the standard library's ``http.client`` on one keep-alive connection, so the overhead measured is the
+  server's and the loopback's: httpx adds about 0.8 ms per request of its own on this machine;
 - **roofline**: the machine's fp32 matmul peak (TensorFlow, and numpy with ``OPENBLAS_CORETYPE=SkylakeX`` in a
   subprocess: numpy's bundled OpenBLAS runs at half speed on AVX-512 machines without it) and each model's
   achieved share of it (FLOPs per image from ``serving.zoo.architectures``).
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import functools
 import gc
+import http.client
 import json
 import os
 import platform
@@ -170,7 +173,6 @@ def _timed(call: Any, *, requests: int, warmup: int) -> list[float]:
 def _bench_model(
     name: str, model_dir: Path, *, requests: int, warmup: int, gflops: float, peak: float
 ) -> dict[str, Any]:
-    import httpx
     import numpy as np
 
     from serving.backends import describe_model, load_backend
@@ -218,10 +220,8 @@ def _bench_model(
         ),
     }
     print(f">> {name}: starting the server", flush=True)
-    with (
-        PredictorProcess(model_dir, model_name=name) as process,
-        httpx.Client(base_url=process.url, timeout=60, trust_env=False) as client,
-    ):
+    with PredictorProcess(model_dir, model_name=name) as process:
+        client = http.client.HTTPConnection(process.host, process.port, timeout=60)
         for route, (path, body, headers) in routes.items():
             print(f">> {name}: {requests} requests on {route}", flush=True)
             result["served"][route] = _measure_route(
@@ -235,12 +235,13 @@ def _bench_model(
                 gflops=gflops,
                 peak=peak,
             )
+        client.close()
     gc.unfreeze()
     return result
 
 
 def _measure_route(
-    client: Any,
+    client: http.client.HTTPConnection,
     path: str,
     body: bytes,
     headers: dict[str, str],
@@ -257,12 +258,15 @@ def _measure_route(
 
     def call() -> None:
         started = time.perf_counter()
-        response = client.post(path, content=body, headers=headers)
+        client.request("POST", path, body=body, headers=headers)
+        response = client.getresponse()
+        payload = response.read()
         elapsed = (time.perf_counter() - started) * 1000
-        response.raise_for_status()
+        if response.status != 200:
+            raise RuntimeError(f"Expected 200 from POST {path}, got {response.status}: {payload[:300]!r}.")
         end_to_end.append(elapsed)
-        prediction.append(float(response.headers["x-dr-prediction-ms"]))
-        server.append(float(response.headers["x-dr-server-ms"]))
+        prediction.append(float(response.getheader("x-dr-prediction-ms", "nan")))
+        server.append(float(response.getheader("x-dr-server-ms", "nan")))
 
     _timed(call, requests=requests, warmup=warmup)
     end_to_end, prediction, server = end_to_end[warmup:], prediction[warmup:], server[warmup:]
