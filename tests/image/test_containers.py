@@ -81,6 +81,34 @@ def _counts(container: Container) -> tuple[float, float]:
     return read, answered
 
 
+class Burst:
+    """``count`` concurrent predictions of one image, started at once; ``join`` gives statuses and errors."""
+
+    def __init__(self, container: Container, image: bytes, *, count: int) -> None:
+        self._results: list[int] = []
+        self._errors: list[str] = []
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._send, args=(container, image)) for _ in range(count)]
+        for thread in self._threads:
+            thread.start()
+
+    def _send(self, container: Container, image: bytes) -> None:
+        try:
+            status = container.predict(image, timeout=120).status_code
+        except httpx.HTTPError as exc:
+            with self._lock:
+                self._errors.append(repr(exc))
+            return
+        with self._lock:
+            self._results.append(status)
+
+    def join(self) -> tuple[list[int], list[str]]:
+        """Wait for every request; returns (HTTP statuses, transport errors)."""
+        for thread in self._threads:
+            thread.join(timeout=120)
+        return self._results, self._errors
+
+
 def test_sigterm_lets_in_flight_requests_finish(built_images: dict[str, str], served_model_dir: Path) -> None:
     """SIGTERM while a burst is being served: every request the server has taken in succeeds, then it exits 0.
 
@@ -92,30 +120,13 @@ def test_sigterm_lets_in_flight_requests_finish(built_images: dict[str, str], se
     with Container(image=built_images["lite"], flavour="lite", model_mount=served_model_dir) as container:
         container.wait_ready()
         read_before, answered_before = _counts(container)
-        results: list[int] = []
-        errors: list[str] = []
-        lock = threading.Lock()
-
-        def send() -> None:
-            try:
-                status = container.predict(image, timeout=120).status_code
-            except httpx.HTTPError as exc:
-                with lock:
-                    errors.append(repr(exc))
-                return
-            with lock:
-                results.append(status)
-
-        threads = [threading.Thread(target=send) for _ in range(burst)]
-        for thread in threads:
-            thread.start()
+        burst_run = Burst(container, image, count=burst)
         deadline = time.monotonic() + 60
         read, answered = read_before, answered_before
         while read - read_before < burst and time.monotonic() < deadline:
             read, answered = _counts(container)
         docker("kill", "--signal", "TERM", container.name)
-        for thread in threads:
-            thread.join(timeout=120)
+        results, errors = burst_run.join()
         exit_code = container.exit_code()
         logs = container.logs()
 
@@ -142,31 +153,14 @@ def test_sigterm_with_the_charts_drain_loses_no_request(
         image=built_images["lite"], flavour="lite", model_mount=served_model_dir, env=env
     ) as container:
         container.wait_ready()
-        results: list[int] = []
-        errors: list[str] = []
-        lock = threading.Lock()
-
-        def send() -> None:
-            try:
-                status = container.predict(image, timeout=120).status_code
-            except httpx.HTTPError as exc:
-                with lock:
-                    errors.append(repr(exc))
-                return
-            with lock:
-                results.append(status)
-
-        threads = [threading.Thread(target=send) for _ in range(burst)]
-        for thread in threads:
-            thread.start()
+        burst_run = Burst(container, image, count=burst)
         docker("kill", "--signal", "TERM", container.name)
         deadline = time.monotonic() + 3  # the handler runs on the server's thread: poll briefly
         readiness = httpx.get(f"{container.url}/v2/health/ready", timeout=30).status_code
         while readiness == 200 and time.monotonic() < deadline:
             time.sleep(0.05)
             readiness = httpx.get(f"{container.url}/v2/health/ready", timeout=30).status_code
-        for thread in threads:
-            thread.join(timeout=120)
+        results, errors = burst_run.join()
         exit_code = container.exit_code()
         logs = container.logs()
 
