@@ -34,7 +34,7 @@ from loadtest.prometheus_local import LocalPrometheus, PrometheusError, query_qu
 from loadtest.recorder import RequestRecorder
 from loadtest.summary import group_stats, read_requests, step_stats, write_summary
 from loadtest.targets import Target
-from loadtest.users import TargetUser
+from loadtest.users import LoadUser, TargetUser, user_class_for
 
 __all__ = ["Campaign", "make_run_dir"]
 
@@ -112,6 +112,28 @@ class Campaign:
             disable=self.quiet,
             transient=False,
         )
+
+    def user_for(
+        self, base: type[TargetUser], target: Target, index: int, **attributes: Any
+    ) -> type[TargetUser]:
+        """``base`` bound to ``target``, with this campaign's images, protocol and scenario label."""
+        return user_class_for(
+            base,
+            target,
+            index,
+            images=self.images,
+            protocol=self.protocol,
+            scenario=self.scenario,
+            **attributes,
+        )
+
+    def run_shape(
+        self, target: Target, index: int, shape: LoadTestShape, *, pause: float, message: str
+    ) -> None:
+        """Drive one target with load users following ``shape`` (a ``duration`` in seconds) until it ends."""
+        self.say(message)
+        user = self.user_for(LoadUser, target, index, pause=pause)
+        self.run_users([user], shape=shape, max_seconds=shape.duration + 120.0)
 
     def run_users(
         self,

@@ -6,7 +6,6 @@ import argparse
 
 from loadtest.campaign import Campaign
 from loadtest.shapes import StepShape
-from loadtest.users import LoadUser, user_class_for
 
 __all__ = ["run"]
 
@@ -17,14 +16,5 @@ def run(campaign: Campaign, options: argparse.Namespace) -> None:
     campaign.settings.update(users=list(steps), step_seconds=options.step_seconds, pause_s=options.pause)
     for index, target in enumerate(campaign.targets):
         shape = StepShape(steps=steps, step_seconds=options.step_seconds, spawn_rate=float(max(steps)))
-        user = user_class_for(
-            LoadUser,
-            target,
-            index,
-            images=campaign.images,
-            protocol=campaign.protocol,
-            scenario=campaign.scenario,
-            pause=options.pause,
-        )
-        campaign.say(f"ramp: {target.name}: users {list(steps)}, {options.step_seconds:g} s each")
-        campaign.run_users([user], shape=shape, max_seconds=shape.duration + 120.0)
+        message = f"ramp: {target.name}: users {list(steps)}, {options.step_seconds:g} s each"
+        campaign.run_shape(target, index, shape, pause=options.pause, message=message)

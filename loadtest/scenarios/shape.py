@@ -8,7 +8,6 @@ from typing import Any
 from loadtest.campaign import Campaign
 from loadtest.scenarios.options import UsageError
 from loadtest.shapes import SHAPES, make_shape
-from loadtest.users import LoadUser, user_class_for
 
 __all__ = ["run", "shape_settings"]
 
@@ -47,14 +46,5 @@ def run(campaign: Campaign, options: argparse.Namespace) -> None:
     campaign.settings.update(shape=options.shape, shape_settings=settings, pause_s=options.pause)
     for index, target in enumerate(campaign.targets):
         shape = make_shape(options.shape, **settings)
-        user = user_class_for(
-            LoadUser,
-            target,
-            index,
-            images=campaign.images,
-            protocol=campaign.protocol,
-            scenario=campaign.scenario,
-            pause=options.pause,
-        )
-        campaign.say(f"shape {options.shape}: {target.name}: {shape.duration:g} s")
-        campaign.run_users([user], shape=shape, max_seconds=shape.duration + 120.0)
+        message = f"shape {options.shape}: {target.name}: {shape.duration:g} s"
+        campaign.run_shape(target, index, shape, pause=options.pause, message=message)

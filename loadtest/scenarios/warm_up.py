@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from loadtest.campaign import Campaign
-from loadtest.users import SequentialUser, user_class_for
+from loadtest.users import SequentialUser
 
 __all__ = ["run"]
 
@@ -15,13 +15,10 @@ def run(campaign: Campaign, options: argparse.Namespace) -> None:
     campaign.settings.update(requests=options.requests, interval_s=options.interval, discard=options.discard)
     per_target = options.discard + options.requests
     for index, target in enumerate(campaign.targets):
-        user = user_class_for(
+        user = campaign.user_for(
             SequentialUser,
             target,
             index,
-            images=campaign.images,
-            protocol=campaign.protocol,
-            scenario=campaign.scenario,
             requests=options.requests,
             interval=options.interval,
             discard=options.discard,
