@@ -101,6 +101,24 @@ def cli() -> Callable[..., subprocess.CompletedProcess[str]]:
     return dr_serving
 
 
+#: Flags that keep a test campaign short and silent: small images, no Prometheus, no report.
+QUICK_RUN_FLAGS = ("--image-size", "256", "--no-prometheus", "--no-report", "--quiet")
+
+
+def quick_campaign(scenario: str, *args: str, out: Path) -> Path:
+    """``dr-serving lab run SCENARIO ARGS``, short and silent, into ``out``; returns the run folder."""
+    result = dr_serving("lab", "run", scenario, *args, *QUICK_RUN_FLAGS, "--out", str(out), cwd=out)
+    assert result.returncode == 0, result.stderr
+    (run_dir,) = out.glob(f"*-{scenario}")
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def quick_run() -> Callable[..., Path]:
+    """``quick_run(scenario, *args, out=...)``: a short, silent real campaign; returns its run folder."""
+    return quick_campaign
+
+
 @pytest.fixture(scope="session")
 def child_environ() -> dict[str, str]:
     """The environment child processes get (no ``LOCUST_SKIP_MONKEY_PATCH``, no ``DR_*``)."""

@@ -12,7 +12,7 @@ from loadtest.targets import Target
 
 @pytest.mark.slow
 def test_report_reads_the_predictor_histograms_from_a_given_prometheus(
-    cli, predictor: Target, tmp_path: Path
+    cli, quick_run, predictor: Target, tmp_path: Path
 ) -> None:
     """The cluster path: a long-lived Prometheus scrapes the predictors; the report queries it by URL."""
     targets = tmp_path / "targets.yaml"
@@ -20,9 +20,7 @@ def test_report_reads_the_predictor_histograms_from_a_given_prometheus(
     address = predictor.base_url.split("://", 1)[1]
     with LocalPrometheus([ScrapeTarget(job="predictor", address=address)]) as prom:
         prom.wait_for_scrape(after=time.time())
-        result = cli(
-            "lab",
-            "run",
+        run_dir = quick_run(
             "warm-up",
             "--targets",
             str(targets),
@@ -30,17 +28,8 @@ def test_report_reads_the_predictor_histograms_from_a_given_prometheus(
             "8",
             "--interval",
             "0.1",
-            "--image-size",
-            "256",
-            "--no-prometheus",
-            "--no-report",
-            "--out",
-            str(tmp_path),
-            "--quiet",
-            cwd=tmp_path,
+            out=tmp_path,
         )
-        assert result.returncode == 0, result.stderr
-        run_dir = Path(result.stdout.split(": ", 1)[1].strip())
         prom.wait_for_scrape(after=time.time())
         report = cli("lab", "report", str(run_dir), "--prometheus-url", prom.url, "--quiet", cwd=tmp_path)
     assert report.returncode == 0, report.stderr

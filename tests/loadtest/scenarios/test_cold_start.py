@@ -13,11 +13,9 @@ from loadtest.targets import Target
 
 
 @pytest.mark.slow
-def test_local_cold_starts_restart_the_predictor(cli, mobilenet_dir: Path, tmp_path: Path) -> None:
+def test_local_cold_starts_restart_the_predictor(quick_run, mobilenet_dir: Path, tmp_path: Path) -> None:
     pool = next(iter(DEFAULT_POOLS))
-    result = cli(
-        "lab",
-        "run",
+    run_dir = quick_run(
         "cold-start",
         "--local",
         "--model-dir",
@@ -28,17 +26,8 @@ def test_local_cold_starts_restart_the_predictor(cli, mobilenet_dir: Path, tmp_p
         "2",
         "--warm-after",
         "1",
-        "--image-size",
-        "256",
-        "--no-prometheus",
-        "--no-report",
-        "--out",
-        str(tmp_path),
-        "--quiet",
-        cwd=tmp_path,
+        out=tmp_path,
     )
-    assert result.returncode == 0, result.stderr
-    (run_dir,) = tmp_path.glob("*-cold-start")
     with (run_dir / "requests.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [r["phase"] for r in rows] == ["cold", "warm", "cold", "warm"]

@@ -10,10 +10,8 @@ from loadtest.targets import Target
 
 
 @pytest.mark.slow
-def test_spike_shape_drives_the_user_count(cli, predictor: Target, tmp_path: Path) -> None:
-    result = cli(
-        "lab",
-        "run",
+def test_spike_shape_drives_the_user_count(quick_run, predictor: Target, tmp_path: Path) -> None:
+    run_dir = quick_run(
         "shape",
         "--shape",
         "spike",
@@ -31,17 +29,8 @@ def test_spike_shape_drives_the_user_count(cli, predictor: Target, tmp_path: Pat
         "0.1",
         "--url",
         predictor.url,
-        "--image-size",
-        "256",
-        "--no-prometheus",
-        "--no-report",
-        "--out",
-        str(tmp_path),
-        "--quiet",
-        cwd=tmp_path,
+        out=tmp_path,
     )
-    assert result.returncode == 0, result.stderr
-    (run_dir,) = tmp_path.glob("*-shape")
     with (run_dir / "requests.csv").open(newline="") as handle:
         users = [int(r["users"]) for r in csv.DictReader(handle)]
     assert users[0] == 1 and max(users) == 3 and users[-1] == 1, "calm, spike, calm again"
