@@ -15,7 +15,7 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
-__all__ = ["COMMAND_MODULES", "CliError", "build_parser", "main"]
+__all__ = ["COMMAND_MODULES", "CliError", "build_parser", "main", "positive_int"]
 
 # (module, sub-command names it registers, extra that provides its dependencies)
 COMMAND_MODULES: tuple[tuple[str, tuple[str, ...], str], ...] = (
@@ -33,6 +33,17 @@ class CliError(Exception):
     def __init__(self, message: str, *, code: int = 1) -> None:
         super().__init__(message)
         self.code = code
+
+
+def positive_int(text: str) -> int:
+    """An integer of at least 1, for argparse's ``type=`` (every sub-command's counts use it)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
 
 def _missing_extra(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from serving.cli import positive_int
+
 __all__ = [
     "UsageError",
     "add_scenario_arguments",
@@ -16,17 +18,6 @@ __all__ = [
 
 class UsageError(ValueError):
     """A campaign option that cannot work; the command exits with code 2."""
-
-
-def positive_int(text: str) -> int:
-    """An integer ≥ 1 (argparse type)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number ≥ 1, got {text!r}")
-    return value
 
 
 def positive_float(text: str) -> float:

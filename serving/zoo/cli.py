@@ -6,21 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from serving.cli import CliError
+from serving.cli import CliError, positive_int
 from serving.metadata import METADATA_FILENAME, ModelMetadata
 from serving.zoo import ARCHITECTURES, DEFAULT_EPOCHS, DEFAULT_SEED, build_model
 
 __all__ = ["register"]
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def _count(text: str) -> int:
@@ -34,7 +24,7 @@ def _count(text: str) -> int:
 
 
 def _input_size(text: str) -> int:
-    value = _positive(text)
+    value = positive_int(text)
     if value < 32:
         raise argparse.ArgumentTypeError(f"expected an input size >= 32, got {text!r}")
     return value
@@ -68,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="train on N synthetic photos (0 = random weights; default: %(default)s)",
     )
     build.add_argument(
-        "--epochs", type=_positive, default=DEFAULT_EPOCHS, help="training epochs (default: %(default)s)"
+        "--epochs", type=positive_int, default=DEFAULT_EPOCHS, help="training epochs (default: %(default)s)"
     )
     build.add_argument(
         "--input-size",

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from serving.cli import positive_int
 from serving.metadata import ModelMetadata
 
 __all__ = [
@@ -233,12 +234,6 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return int(text)
-
-
 def register(model_subparsers: argparse._SubParsersAction) -> None:
     """Add ``dr-serving model convert DIR [--out FILE] [--quantize {none,dynamic}]``."""
     parser = model_subparsers.add_parser(
@@ -261,7 +256,7 @@ def register(model_subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--samples",
-        type=_positive,
+        type=positive_int,
         default=16,
         help="sample images for the agreement check (default: %(default)s)",
     )

@@ -73,3 +73,15 @@ def test_cli_error_sets_the_exit_code(
     monkeypatch.setattr(cli, "COMMAND_MODULES", ((module.__name__, ("boom",), "serve"),))
     assert cli.main(["boom"]) == 3
     assert capsys.readouterr().err == "Error: Expected a model directory, got 'nowhere'.\n"
+
+
+@pytest.mark.parametrize(
+    "text", ["0", "-3", "two", "1.5", ""], ids=["zero", "negative", "word", "fraction", "empty"]
+)
+def test_positive_int_rejects_what_is_not_a_count(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match=f"expected a positive integer, got {text!r}"):
+        cli.positive_int(text)
+
+
+def test_positive_int_accepts_counts() -> None:
+    assert [cli.positive_int(text) for text in ("1", "25", "500")] == [1, 25, 500]
