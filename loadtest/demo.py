@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from loadtest.cli import run_child
+from loadtest.launch import run_campaign_process
 from loadtest.report.render import make_console
 
 __all__ = ["demo_table", "run_demo"]
@@ -112,7 +112,7 @@ def run_demo(options: argparse.Namespace) -> int:
         "(published: 25 at 5 s)",
         highlight=False,
     )
-    run_dir = run_child(spec)
+    run_dir = run_campaign_process(vars(spec))
     summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
     console.print(demo_table(summary))
     console.print(f"Run folder: {run_dir}  (report: {run_dir / 'report.html'})", highlight=False)

@@ -2,6 +2,6 @@
 
 import sys
 
-from serving.cli import main
+from dr_cli.main import main
 
 sys.exit(main())

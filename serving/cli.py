@@ -1,101 +1,13 @@
-"""The ``dr-serving`` command line: one root parser, sub-commands registered by the modules owning them.
+"""Moved: the root command line is ``dr_cli.main``; ``CliError`` and ``positive_int`` live in ``dr_cli``.
 
-Each module listed in ``COMMAND_MODULES`` exposes ``register(subparsers)``, which adds its sub-command(s)
-and sets ``func`` (a callable taking the parsed ``argparse.Namespace`` and returning an exit code). Modules
-that need an optional extra (TensorFlow, Locust, ...) are imported lazily, so the lite image, which lacks
-them, still starts.
-
-Exit codes: 0 success, 1 runtime failure, 2 bad usage (argparse's own convention), 130 interrupted.
+Kept only so that modules not yet switched keep importing ``serving.cli.CliError`` / ``positive_int``; it
+imports the two leaves, never ``dr_cli.main``, so no import circle runs through it. New code imports
+``dr_cli.errors`` and ``dr_cli.types``.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
-import sys
-from collections.abc import Callable, Sequence
+from dr_cli.errors import CliError
+from dr_cli.types import positive_int
 
-__all__ = ["COMMAND_MODULES", "CliError", "build_parser", "main", "positive_int"]
-
-# (module, sub-command names it registers, extra that provides its dependencies)
-COMMAND_MODULES: tuple[tuple[str, tuple[str, ...], str], ...] = (
-    ("serving.zoo.cli", ("model",), "tf"),
-    ("serving.server", ("serve",), "serve"),
-    ("serving.bench", ("bench",), "serve,tf"),
-    ("loadtest.cli", ("lab", "demo"), "lab"),
-    ("loadtest.deploy_cli", ("deploy",), "lab"),
-)
-
-
-class CliError(Exception):
-    """A failure to report as one ``Error: ...`` line; ``code`` is the process exit code."""
-
-    def __init__(self, message: str, *, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def positive_int(text: str) -> int:
-    """An integer of at least 1, for argparse's ``type=`` (every sub-command's counts use it)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _missing_extra(
-    names: tuple[str, ...], extra: str, exc: ImportError
-) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        raise CliError(
-            f"'dr-serving {names[0]}' needs the {extra!r} extra, which is not installed ({exc}); "
-            f"install it with: pip install 'dr-serving[{extra}]'"
-        )
-
-    return run
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """Build the root parser with every sub-command that this installation can offer."""
-    parser = argparse.ArgumentParser(
-        prog="dr-serving",
-        description="Serve, deploy and load-test diabetic-retinopathy classifiers on KServe.",
-    )
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module_name, names, extra in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            # Tolerated: a missing third-party dependency, or a whole package of ours left out of this
-            # installation (the predictor image ships ``serving`` only). A missing module inside a package
-            # that is present is a bug.
-            missing = exc.name or ""
-            if missing.split(".")[0] in {"serving", "loadtest"} and missing != module_name.split(".")[0]:
-                raise
-            for name in names:
-                stub = subparsers.add_parser(name, help=f"(unavailable: needs the {extra!r} extra)")
-                stub.set_defaults(func=_missing_extra(names, extra, exc))
-            continue
-        module.register(subparsers)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``dr-serving``; returns the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except CliError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        return exc.code
-    except KeyboardInterrupt:
-        print("Interrupted.", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+__all__ = ["CliError", "positive_int"]

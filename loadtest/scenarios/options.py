@@ -4,44 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from serving.cli import positive_int
+from dr_cli.types import key_value, non_negative_float, positive_int, user_counts
 
-__all__ = [
-    "UsageError",
-    "add_scenario_arguments",
-    "parse_shape_setting",
-    "positive_float",
-    "positive_int",
-    "user_counts",
-]
+__all__ = ["UsageError", "add_scenario_arguments"]
 
 
 class UsageError(ValueError):
     """A campaign option that cannot work; the command exits with code 2."""
-
-
-def positive_float(text: str) -> float:
-    """A number ≥ 0 (argparse type)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number ≥ 0, got {text!r}")
-    return value
-
-
-def user_counts(text: str) -> list[int]:
-    """A comma-separated list of user counts, e.g. ``10,100,200,500`` (argparse type)."""
-    return [positive_int(part.strip()) for part in text.split(",") if part.strip()] or [positive_int(text)]
-
-
-def parse_shape_setting(text: str) -> tuple[str, str]:
-    """``KEY=VALUE`` for a shape setting (argparse type)."""
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key.strip(), value.strip()
 
 
 def add_scenario_arguments(name: str, parser: argparse.ArgumentParser) -> None:
@@ -50,7 +19,7 @@ def add_scenario_arguments(name: str, parser: argparse.ArgumentParser) -> None:
     if name == "warm-up":
         group.add_argument("--requests", type=positive_int, default=25, help="warm requests (published: 25)")
         group.add_argument(
-            "--interval", type=positive_float, default=0.2, help="seconds between requests (published: 5)"
+            "--interval", type=non_negative_float, default=0.2, help="seconds between requests (published: 5)"
         )
         group.add_argument("--discard", type=int, default=1, help="requests discarded first (published: 1)")
     elif name == "cold-start":
@@ -62,13 +31,13 @@ def add_scenario_arguments(name: str, parser: argparse.ArgumentParser) -> None:
         )
         group.add_argument(
             "--ready-timeout",
-            type=positive_float,
+            type=non_negative_float,
             default=300.0,
             help="client timeout, longer than any cold start (s)",
         )
         group.add_argument(
             "--zero-timeout",
-            type=positive_float,
+            type=non_negative_float,
             default=900.0,
             help="how long to wait for zero pods on a cluster (s)",
         )
@@ -78,10 +47,10 @@ def add_scenario_arguments(name: str, parser: argparse.ArgumentParser) -> None:
             "--users", type=user_counts, default=[10, 100, 200, 500], help="user counts, comma-separated"
         )
         group.add_argument(
-            "--step-seconds", type=positive_float, default=10.0, help="length of each step (s)"
+            "--step-seconds", type=non_negative_float, default=10.0, help="length of each step (s)"
         )
         group.add_argument(
-            "--pause", type=positive_float, default=1.0, help="each user's pause after an answer (s)"
+            "--pause", type=non_negative_float, default=1.0, help="each user's pause after an answer (s)"
         )
     elif name == "shape":
         group.add_argument(
@@ -90,14 +59,14 @@ def add_scenario_arguments(name: str, parser: argparse.ArgumentParser) -> None:
         group.add_argument(
             "--set",
             dest="shape_settings",
-            type=parse_shape_setting,
+            type=key_value,
             action="append",
             default=[],
             metavar="KEY=VALUE",
             help="a shape setting, e.g. steps=2,4 or seconds=10 (repeatable)",
         )
         group.add_argument(
-            "--pause", type=positive_float, default=0.5, help="each user's pause after an answer (s)"
+            "--pause", type=non_negative_float, default=0.5, help="each user's pause after an answer (s)"
         )
     else:
         raise ValueError(f"Unknown scenario {name!r}.")

@@ -29,11 +29,16 @@ from loadtest.targets import Target
 PREDICTOR_ENV = {"DR_POOL": "testpool", "DR_INSTANCE_TYPE": "m5.xlarge", "DR_MODE": "local"}
 
 
+#: The checkout under test: children put it first on their path, so a child started in a temporary folder runs
+#: this tree's packages, not whatever the virtualenv's editable install points at.
+CHECKOUT = Path(__file__).resolve().parents[2]
+
+
 def child_env() -> dict[str, str]:
     """The environment for child processes: this one minus the no-patch switch and ``DR_*`` settings."""
-    return {
-        k: v for k, v in os.environ.items() if k != "LOCUST_SKIP_MONKEY_PATCH" and not k.startswith("DR_")
-    }
+    env = {k: v for k, v in os.environ.items() if k != "LOCUST_SKIP_MONKEY_PATCH" and not k.startswith("DR_")}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(CHECKOUT), env.get("PYTHONPATH", "")) if p)
+    return env
 
 
 def dr_serving(*args: str, cwd: Path, timeout: float = 300.0) -> subprocess.CompletedProcess[str]:

@@ -20,9 +20,9 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from dr_cli.main import main
 from loadtest import cluster, deploy_cli
 from loadtest.targets import parse_targets
-from serving.cli import main
 
 RECORDED = Path(__file__).with_name("recorded")
 ISVC_PATH = "/apis/serving.kserve.io/v1beta1/namespaces/dr/inferenceservices"

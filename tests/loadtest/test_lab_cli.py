@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.cli import main
+from dr_cli.main import main
 
 
 @pytest.mark.parametrize(

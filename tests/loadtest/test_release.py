@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
+from dr_cli.main import main
 from loadtest.release import CHART_DIR, ReleaseManager, ReleaseSpec, default_helm, merge_values
-from serving.cli import main
 
 CI = CHART_DIR / "ci"
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from dr_cli.main import main
 from serving.bench import percentile
-from serving.cli import main
 
 
 def test_percentile_interpolates() -> None:

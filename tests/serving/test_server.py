@@ -352,7 +352,7 @@ def test_metrics_count_exactly(
 
 
 def test_serve_missing_model_dir_fails_with_one_sentence(capsys: pytest.CaptureFixture[str]) -> None:
-    from serving.cli import main
+    from dr_cli.main import main
 
     code = main(["serve", "--model-dir", "/nonexistent/model"])
     err = capsys.readouterr().err.strip()
@@ -363,7 +363,7 @@ def test_serve_missing_model_dir_fails_with_one_sentence(capsys: pytest.CaptureF
 def test_serve_corrupt_model_fails_with_one_sentence(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from serving.cli import main
+    from dr_cli.main import main
 
     (tmp_path / "saved_model.pb").write_bytes(b"garbage" * 20)
     code = main(["serve", "--model-dir", str(tmp_path)])
@@ -374,7 +374,7 @@ def test_serve_corrupt_model_fails_with_one_sentence(
 
 
 def test_serve_bad_limit_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from serving.cli import main
+    from dr_cli.main import main
 
     code = main(["serve", "--model-dir", str(tmp_path), "--max-batch", "0"])
     assert code == 2

@@ -1,4 +1,4 @@
-"""Tests for ``dr-serving model …`` through ``serving.cli.main``: exit codes and output."""
+"""Tests for ``dr-serving model …`` through ``dr_cli.main.main``: exit codes and output."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.cli import main
+from dr_cli.main import main
 from serving.metadata import METADATA_FILENAME, ModelMetadata
 
 pytestmark = pytest.mark.slow

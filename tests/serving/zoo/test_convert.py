@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from serving.cli import main
+from dr_cli.main import main
 from serving.metadata import InputInfo, ModelMetadata
 from serving.zoo.convert import AgreementError, compare, convert_model, report_path
 

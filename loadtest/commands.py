@@ -8,25 +8,17 @@ patched. Exit codes: 0 success, 1 runtime failure, 2 bad usage.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from dr_cli.errors import CliError
+from dr_cli.types import comma_list, positive_int
+from loadtest.launch import find_run_dir, run_campaign_process
 from loadtest.scenarios import SCENARIOS
-from loadtest.scenarios.options import add_scenario_arguments, positive_int
+from loadtest.scenarios.options import add_scenario_arguments
 from loadtest.targets import Target, load_targets
 
-__all__ = ["find_run_dir", "register", "run_child"]
-
-
-def _error(message: str, *, code: int = 1) -> Exception:
-    from serving.cli import CliError
-
-    return CliError(message, code=code)
+__all__ = ["register"]
 
 
 def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,13 +41,13 @@ def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
     )
     where.add_argument(
         "--pools",
-        type=lambda s: [p for p in s.split(",") if p],
+        type=comma_list,
         metavar="POOL,…",
         help="emulated pools for --local, comma-separated",
     )
     where.add_argument(
         "--memory-profiles",
-        type=lambda s: [p for p in s.split(",") if p],
+        type=comma_list,
         metavar="SIZE,…",
         help="label each emulated pool with these memory sizes, e.g. 1Gi,2Gi,3Gi (priced as serverless)",
     )
@@ -129,71 +121,37 @@ def _check_run_options(options: argparse.Namespace) -> None:
         try:
             load_targets(options.targets)
         except ValueError as exc:
-            raise _error(str(exc), code=2) from exc
+            raise CliError(str(exc), code=2) from exc
     elif options.url:
         try:
             Target(model=options.model, url=options.url)
         except ValueError as exc:
-            raise _error(str(exc), code=2) from exc
+            raise CliError(str(exc), code=2) from exc
     else:
         from loadtest.emulation import DEFAULT_POOLS
 
         unknown = [p for p in options.pools or () if p not in DEFAULT_POOLS]
         if unknown:
-            raise _error(
+            raise CliError(
                 f"Unknown emulated pool(s) {unknown!r}; choose from {sorted(DEFAULT_POOLS)!r}.", code=2
             )
         for spec in options.model_dir or [str(Path("models") / "mobilenet")]:
             path = Path(spec.partition("=")[2] or spec)
             if not path.is_dir():
-                raise _error(
+                raise CliError(
                     f"Model directory {str(path)!r} does not exist; build one with "
                     f"'dr-serving model build --arch mobilenet --out {path}' or pass --model-dir.",
                     code=2,
                 )
     if options.images and not Path(options.images).is_dir():
-        raise _error(f"Image folder {options.images!r} does not exist.", code=2)
-
-
-def run_child(options: argparse.Namespace) -> Path:
-    """Run a campaign in a fresh, gevent-patched interpreter; returns the run folder."""
-    with tempfile.TemporaryDirectory(prefix="drlab-") as tmp:
-        result = Path(tmp) / "run_dir"
-        spec = {k: v for k, v in vars(options).items() if k != "func"}
-        spec["result_file"] = str(result)
-        env = {k: v for k, v in os.environ.items() if k != "LOCUST_SKIP_MONKEY_PATCH"}
-        completed = subprocess.run(
-            [sys.executable, "-m", "loadtest.run", json.dumps(spec)], env=env, check=False
-        )
-        if completed.returncode != 0 or not result.exists():
-            raise _error(
-                f"The {options.scenario} campaign failed (exit code {completed.returncode}); see above.",
-                code=completed.returncode or 1,
-            )
-        return Path(result.read_text(encoding="utf-8"))
+        raise CliError(f"Image folder {options.images!r} does not exist.", code=2)
 
 
 def _run_command(options: argparse.Namespace) -> int:
     _check_run_options(options)
-    run_dir = run_child(options)
+    run_dir = run_campaign_process(vars(options))
     print(f"Run folder: {run_dir}")
     return 0
-
-
-def find_run_dir(text: str, *, runs: str | Path = "runs") -> Path:
-    """Resolve a run folder argument (``latest`` = newest folder with a summary under ``runs``)."""
-    if text == "latest":
-        candidates = sorted(p.parent for p in Path(runs).glob("*/summary.json"))
-        if not candidates:
-            raise _error(
-                f"No run folder with a summary.json under {str(runs)!r}; run 'dr-serving lab run' first.",
-                code=2,
-            )
-        return candidates[-1]
-    path = Path(text)
-    if not (path / "summary.json").is_file() or not (path / "requests.csv").is_file():
-        raise _error(f"{text!r} is not a run folder (it needs summary.json and requests.csv).", code=2)
-    return path
 
 
 def _report_command(options: argparse.Namespace) -> int:
@@ -208,7 +166,7 @@ def _report_command(options: argparse.Namespace) -> int:
             print_table=not options.quiet,
         )
     except ValueError as exc:
-        raise _error(str(exc), code=2) from exc
+        raise CliError(str(exc), code=2) from exc
     print(f"Report: {paths['markdown']} and {paths['html']}")
     return 0
 

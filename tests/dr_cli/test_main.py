@@ -8,7 +8,8 @@ import types
 
 import pytest
 
-from serving import cli
+from dr_cli import main as cli
+from dr_cli.errors import CliError
 
 
 def test_every_listed_command_is_registered() -> None:
@@ -50,7 +51,7 @@ def test_a_package_left_out_of_the_installation_is_tolerated(
     for name in [m for m in sys.modules if m == "loadtest" or m.startswith("loadtest.")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setattr(sys, "meta_path", [_NoLoadtest(), *sys.meta_path])
-    monkeypatch.setattr(cli, "COMMAND_MODULES", (("loadtest.cli", ("lab",), "lab"),))
+    monkeypatch.setattr(cli, "COMMAND_MODULES", (("loadtest.commands", ("lab",), "lab"),))
     assert cli.main(["lab"]) == 1
     assert "needs the 'lab' extra" in capsys.readouterr().err
 
@@ -65,7 +66,7 @@ def test_cli_error_sets_the_exit_code(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     def fail(args: argparse.Namespace) -> int:
-        raise cli.CliError("Expected a model directory, got 'nowhere'.", code=3)
+        raise CliError("Expected a model directory, got 'nowhere'.", code=3)
 
     module = types.ModuleType("dr_test_failing_command")
     module.register = lambda subparsers: subparsers.add_parser("boom").set_defaults(func=fail)  # type: ignore[attr-defined]
@@ -73,15 +74,3 @@ def test_cli_error_sets_the_exit_code(
     monkeypatch.setattr(cli, "COMMAND_MODULES", ((module.__name__, ("boom",), "serve"),))
     assert cli.main(["boom"]) == 3
     assert capsys.readouterr().err == "Error: Expected a model directory, got 'nowhere'.\n"
-
-
-@pytest.mark.parametrize(
-    "text", ["0", "-3", "two", "1.5", ""], ids=["zero", "negative", "word", "fraction", "empty"]
-)
-def test_positive_int_rejects_what_is_not_a_count(text: str) -> None:
-    with pytest.raises(argparse.ArgumentTypeError, match=f"expected a positive integer, got {text!r}"):
-        cli.positive_int(text)
-
-
-def test_positive_int_accepts_counts() -> None:
-    assert [cli.positive_int(text) for text in ("1", "25", "500")] == [1, 25, 500]
