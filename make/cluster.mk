@@ -1,14 +1,14 @@
 ##@ Cluster
 
-# Local cluster and release settings (override on the command line, e.g. `make deploy FLAVOUR=lite`).
+# Local cluster and release settings (override on the command line, e.g. `make deploy FLAVOUR=full`).
 # kind cluster name (kind-config.yaml names it dr-serving too).
 KIND_CLUSTER ?= dr-serving
 # Helm release name; InferenceServices are named <release>-<model>-<pool>.
 RELEASE ?= dr-serving
 # Namespace the release is installed into.
 NAMESPACE ?= dr-serving
-# Predictor image flavour to load and deploy: full (TensorFlow) or lite (LiteRT).
-FLAVOUR ?= full
+# Predictor image flavour to load and deploy: lite (LiteRT, the chart default) or full (TensorFlow).
+FLAVOUR ?= lite
 # Values file(s) for `make deploy` (kind by default; pass your own for EKS).
 DEPLOY_VALUES ?= charts/dr-serving/ci/kind-values.yaml
 # Extra arguments for `helm upgrade --install`, e.g. DEPLOY_ARGS="--set mode=standard".

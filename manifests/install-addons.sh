@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Install the cluster add-ons dr-serving needs, at the versions pinned in manifests/versions.env:
 #   cert-manager -> Knative Serving + Kourier (+ our config patches) -> KServe (+ ingress overrides)
-#   -> kube-prometheus-stack + the Grafana dashboard.
+#   -> metrics-server (Standard mode's HPA) -> kube-prometheus-stack + the Grafana dashboard.
+# Order rules (tests/chart/test_install_order.py runs this script against a stand-in kubectl that fails like the API
+# server): a namespace exists before objects are applied into it, and CRDs are Established before objects of
+# their kinds are applied.
 # Upstream release YAMLs are applied by pinned URL (needs internet). Idempotent: re-running re-applies.
 #
 # Usage: manifests/install-addons.sh [--dry-run] [STEP...]
-#   STEP: cert-manager | knative | kserve | monitoring | fast-autoscaler   (default: the first four)
+#   STEP: cert-manager | knative | kserve | metrics-server | monitoring | fast-autoscaler (default: all but the last)
 #   --dry-run prints every command instead of running it.
 # Environment: KUBECTL (default kubectl), HELM (default helm), FAST_SCALE_TO_ZERO=1 adds the fast-autoscaler step,
-#   KOURIER_NODEPORT=0 keeps Kourier's LoadBalancer Service (real clusters such as EKS; kind needs the NodePort).
+#   KOURIER_NODEPORT=0 keeps Kourier's LoadBalancer Service (real clusters such as EKS; kind needs the NodePort),
+#   METRICS_SERVER_INSECURE_TLS=1 (default) adds --kubelet-insecure-tls (kind's kubelets have self-signed certs;
+#   set 0 on EKS).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -23,14 +28,26 @@ CERT_MANAGER_URL="https://github.com/cert-manager/cert-manager/releases/download
 KNATIVE_CRDS_URL="https://github.com/knative/serving/releases/download/${KNATIVE_SERVING_VERSION}/serving-crds.yaml"
 KNATIVE_CORE_URL="https://github.com/knative/serving/releases/download/${KNATIVE_SERVING_VERSION}/serving-core.yaml"
 KOURIER_URL="https://github.com/knative-extensions/net-kourier/releases/download/${KNATIVE_KOURIER_VERSION}/kourier.yaml"
+KSERVE_CRDS_URL="https://github.com/kserve/kserve/releases/download/${KSERVE_VERSION}/kserve-crds.yaml"
 KSERVE_URL="https://github.com/kserve/kserve/releases/download/${KSERVE_VERSION}/kserve.yaml"
 KSERVE_RESOURCES_URL="https://github.com/kserve/kserve/releases/download/${KSERVE_VERSION}/kserve-cluster-resources.yaml"
+METRICS_SERVER_URL="https://github.com/kubernetes-sigs/metrics-server/releases/download/${METRICS_SERVER_VERSION}/components.yaml"
 PROMETHEUS_REPO="https://prometheus-community.github.io/helm-charts"
 
 say() { echo ">> $*"; }
 run() {
   echo "+ $*"
   if [[ "$DRY_RUN" == 0 ]]; then "$@"; fi
+}
+
+ensure_namespace() {
+  # Create a namespace unless it exists (apply of a client-side dry-run object is idempotent).
+  if [[ "$DRY_RUN" == 1 ]]; then
+    echo "+ $KUBECTL create namespace $1 --dry-run=client -o yaml | $KUBECTL apply -f -"
+  else
+    echo "+ $KUBECTL create namespace $1 --dry-run=client -o yaml | $KUBECTL apply -f -"
+    "$KUBECTL" create namespace "$1" --dry-run=client -o yaml | "$KUBECTL" apply -f -
+  fi
 }
 
 install_cert_manager() {
@@ -77,9 +94,17 @@ print(json.dumps({"data": {"ingress": json.dumps(d, indent=2)}}))' "$current" "$
 
 install_kserve() {
   say "KServe ${KSERVE_VERSION}"
+  # kserve.yaml holds no Namespace (kserve v0.20.0 hack/release/generate-install.sh:116-118 strips it) but holds
+  # ClusterStorageContainer objects next to the CRDs: namespace first, CRDs Established, then the rest.
+  ensure_namespace kserve
+  run "$KUBECTL" apply --server-side --force-conflicts -f "$KSERVE_CRDS_URL"
+  run "$KUBECTL" wait crd --all --for=condition=Established --timeout="$WAIT_TIMEOUT"
   run "$KUBECTL" apply --server-side --force-conflicts -f "$KSERVE_URL"
   run "$KUBECTL" wait deployment --all -n kserve --for=condition=Available --timeout="$WAIT_TIMEOUT"
   run "$KUBECTL" apply --server-side --force-conflicts -f "$KSERVE_RESOURCES_URL"
+  say "KServe storage-initializer: restricted securityContext (kserve/storage-container-restricted.yaml)"
+  run "$KUBECTL" patch clusterstoragecontainer default --type merge \
+    --patch-file "$HERE/kserve/storage-container-restricted.yaml"
   say "KServe ingress: no Istio VirtualService (Kourier), example.com domain"
   if [[ "$DRY_RUN" == 1 ]]; then
     echo "+ $KUBECTL patch configmap inferenceservice-config -n kserve --type merge -p <ingress merged with kserve/ingress-overrides.json>"
@@ -88,6 +113,16 @@ install_kserve() {
   fi
   run "$KUBECTL" rollout restart deployment/kserve-controller-manager -n kserve
   run "$KUBECTL" rollout status deployment/kserve-controller-manager -n kserve --timeout="$WAIT_TIMEOUT"
+}
+
+install_metrics_server() {
+  say "metrics-server ${METRICS_SERVER_VERSION} (resource metrics for Standard mode's HorizontalPodAutoscaler)"
+  run "$KUBECTL" apply -f "$METRICS_SERVER_URL"
+  if [[ "${METRICS_SERVER_INSECURE_TLS:-1}" == 1 ]]; then
+    run "$KUBECTL" patch deployment metrics-server -n kube-system --type json \
+      -p '[{"op": "add", "path": "/spec/template/spec/containers/0/args/-", "value": "--kubelet-insecure-tls"}]'
+  fi
+  run "$KUBECTL" rollout status deployment/metrics-server -n kube-system --timeout="$WAIT_TIMEOUT"
 }
 
 install_monitoring() {
@@ -111,14 +146,14 @@ main() {
   while [[ $# -gt 0 ]]; do
     case "$1" in
       --dry-run) DRY_RUN=1 ;;
-      cert-manager | knative | kserve | monitoring | fast-autoscaler) steps+=("$1") ;;
-      -h | --help) sed -n '2,11p' "${BASH_SOURCE[0]}"; return 0 ;;
-      *) echo "Error: unknown step '$1'; expected cert-manager, knative, kserve, monitoring or fast-autoscaler." >&2; return 2 ;;
+      cert-manager | knative | kserve | metrics-server | monitoring | fast-autoscaler) steps+=("$1") ;;
+      -h | --help) sed -n '2,17p' "${BASH_SOURCE[0]}"; return 0 ;;
+      *) echo "Error: unknown step '$1'; expected cert-manager, knative, kserve, metrics-server, monitoring or fast-autoscaler." >&2; return 2 ;;
     esac
     shift
   done
   if [[ ${#steps[@]} -eq 0 ]]; then
-    steps=(cert-manager knative kserve monitoring)
+    steps=(cert-manager knative kserve metrics-server monitoring)
     if [[ "${FAST_SCALE_TO_ZERO:-0}" == 1 ]]; then steps+=(fast-autoscaler); fi
   fi
   if [[ "$DRY_RUN" == 0 ]]; then

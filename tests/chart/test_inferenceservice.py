@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from chartkit import container, env, isvcs, predictor_pod, render, validate_builtin
+from chartkit import CHART, container, env, isvcs, predictor_pod, render, run_helm, validate_builtin
 
 GRAVITON_TOLERATION = {
     "key": "dr-serving/pool",
@@ -40,7 +40,7 @@ def test_kind_values_select_by_pool_label_instead_of_arch() -> None:
     assert predictor["nodeSelector"] == {"dr-serving/pool": "graviton"}
     assert predictor["tolerations"] == [GRAVITON_TOLERATION]
     assert (
-        container({"spec": {"predictor": predictor}})["image"] == "kind.local/dr-serving/predictor:0.1.0-full"
+        container({"spec": {"predictor": predictor}})["image"] == "kind.local/dr-serving/predictor:0.1.0-lite"
     )
 
 
@@ -92,7 +92,7 @@ def test_standard_mode_keeps_pods_and_uses_hpa() -> None:
 def test_container_runs_the_predictor_per_contract() -> None:
     """kserve-container: contract args, port 8080, probes on the model route, concurrency and timeout."""
     predictor = _predictor(
-        "dr-serving-mobilenet-amd64", {"predictor": {"containerConcurrency": 2, "timeout": 30}}
+        "dr-serving-mobilenet-amd64", {"predictor": {"containerConcurrency": 2, "timeout": 45}}
     )
     main = predictor["containers"][0]
     assert main["name"] == "kserve-container"
@@ -101,46 +101,61 @@ def test_container_runs_the_predictor_per_contract() -> None:
         "--model-dir=/opt/dr-serving/model",
         "--model-name=mobilenet",
         "--http-port=8080",
-        "--backend=savedmodel",
+        "--backend=litert",
     ]
     assert main["ports"] == [{"name": "http1", "containerPort": 8080, "protocol": "TCP"}]
     for probe in ("readinessProbe", "livenessProbe"):
         assert main[probe]["httpGet"] == {"path": "/v1/models/mobilenet", "port": 8080}
-    assert (predictor["containerConcurrency"], predictor["timeout"]) == (2, 30)
+    assert (predictor["containerConcurrency"], predictor["timeout"]) == (2, 45)
 
 
 @pytest.mark.parametrize(
     ("values", "image", "backend"),
     [
-        ({}, "dr-serving/predictor:0.1.0-full", "savedmodel"),
+        ({}, "dr-serving/predictor:0.1.0-lite", "litert"),
         ("lite-values.yaml", "dr-serving/predictor:0.1.0-lite", "litert"),
-        ({"models": {"mobilenet": {"flavour": "lite"}}}, "dr-serving/predictor:0.1.0-lite", "litert"),
+        ({"image": {"flavour": "full"}}, "dr-serving/predictor:0.1.0-full", "savedmodel"),
+        ({"models": {"mobilenet": {"flavour": "full"}}}, "dr-serving/predictor:0.1.0-full", "savedmodel"),
+        (
+            {"image": {"digest": "sha256:" + "ab" * 32, "tag": "ignored"}},
+            "dr-serving/predictor@sha256:" + "ab" * 32,
+            "litert",
+        ),
         (
             {"image": {"tag": "dev"}, "models": {"mobilenet": {"backend": "litert"}}},
             "dr-serving/predictor:dev",
             "litert",
         ),
     ],
-    ids=["full-default", "lite-flavour", "per-model-flavour", "tag-and-backend-override"],
+    ids=[
+        "lite-default",
+        "lite-flavour",
+        "full-flavour",
+        "per-model-flavour",
+        "digest",
+        "tag-and-backend-override",
+    ],
 )
 def test_flavour_picks_image_tag_and_backend(values: str | dict, image: str, backend: str) -> None:
-    """The flavour sets the image tag (<version>-<flavour>) and the backend unless overridden."""
+    """The flavour (lite by default) sets the tag and the backend; a digest pins the image instead."""
     main = container(isvcs(render(values))["dr-serving-mobilenet-amd64"])
     assert main["image"] == image
     assert f"--backend={backend}" in main["args"]
 
 
 def test_restricted_security_context() -> None:
-    """Restricted PSS: uid 1000, no escalation, ALL dropped, RuntimeDefault, read-only root, /tmp emptyDir."""
+    """Restricted PSS: uid/gid 10001, no token, no escalation, ALL dropped, RuntimeDefault, read-only root."""
     predictor = _predictor("dr-serving-mobilenet-graviton")
     assert predictor["securityContext"] == {
         "runAsNonRoot": True,
-        "runAsUser": 1000,
-        "runAsGroup": 1000,
+        "runAsUser": 10001,
+        "runAsGroup": 10001,
         "seccompProfile": {"type": "RuntimeDefault"},
     }
+    assert predictor["automountServiceAccountToken"] is False
     main = predictor["containers"][0]
     security = main["securityContext"]
+    assert (security["runAsUser"], security["runAsGroup"]) == (10001, 10001)
     assert security["allowPrivilegeEscalation"] is False
     assert security["readOnlyRootFilesystem"] is True
     assert security["capabilities"] == {"drop": ["ALL"]}
@@ -151,14 +166,16 @@ def test_restricted_security_context() -> None:
 
 
 def test_env_carries_pool_facts_and_downward_api() -> None:
-    """Env per contract: pool, arch, instance type, price, mode, profile, node and pod names."""
-    variables = env(isvcs(render("profiles-values.yaml"))["dr-serving-vgg19-graviton"])
+    """Env per contract: pool, arch, instance type, price, mode, profile, precision, node and pod names."""
+    variables = env(isvcs(render("profiles-values.yaml", {"mode": "standard"}))["dr-serving-vgg19-graviton"])
     assert variables["DR_POOL"] == "graviton"
     assert variables["DR_ARCH"] == "arm64"
     assert variables["DR_INSTANCE_TYPE"] == "c7g.xlarge"
     assert variables["DR_PRICE_PER_HOUR"] == "0.174"
-    assert variables["DR_MODE"] == "knative"
+    assert variables["DR_MODE"] == "standard"
     assert variables["DR_MEMORY_PROFILE"] == "3Gi"
+    assert variables["DR_PRECISION"] == "fp32"
+    assert variables["DR_BODY_TIMEOUT_SECONDS"] == "30"
     assert variables["DR_NODE_NAME"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}
     assert variables["DR_POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     assert variables["STORAGE_URI"] == "pvc://dr-models/vgg19"
@@ -228,3 +245,58 @@ def test_standard_mode_drains_and_knative_leaves_it_to_the_queue_proxy() -> None
     assert standard["DR_DRAIN_SECONDS"] == "7"
     knative = env(isvcs(render({"mode": "knative"}))["dr-serving-mobilenet-amd64"])
     assert "DR_DRAIN_SECONDS" not in knative
+
+
+def test_knative_mode_leaves_out_the_downward_api_unless_the_cluster_allows_it() -> None:
+    """Finding 1: Knative refuses valueFrom.fieldRef without kubernetes.podspec-fieldref: opt-in there."""
+    knative = env(isvcs(render())["dr-serving-mobilenet-amd64"])
+    assert not {"DR_NODE_NAME", "DR_POD_NAME"} & set(knative)
+    opted_in = env(isvcs(render({"knative": {"fieldRefEnv": True}}))["dr-serving-mobilenet-amd64"])
+    assert opted_in["DR_POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+
+
+def test_knative_window_follows_the_cluster_unless_set() -> None:
+    """Finding 5: no per-revision window by default, so config-autoscaler's stable-window applies."""
+    annotations = isvcs(render())["dr-serving-mobilenet-amd64"]["metadata"]["annotations"]
+    assert "autoscaling.knative.dev/window" not in annotations
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_precision_becomes_dr_precision(precision: str) -> None:
+    """models.<name>.precision is exported as DR_PRECISION (the predictor's --precision)."""
+    values = {"models": {"mobilenet": {"precision": precision}}}
+    assert env(isvcs(render(values))["dr-serving-mobilenet-amd64"])["DR_PRECISION"] == precision
+
+
+def test_int8_with_the_savedmodel_backend_is_refused() -> None:
+    """int8 weights exist only as a .tflite: the full flavour (SavedModel) cannot serve them."""
+    result = run_helm(
+        "template",
+        "x",
+        str(CHART),
+        "--set",
+        "image.flavour=full",
+        "--set",
+        "models.mobilenet.precision=int8",
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "models.mobilenet.precision int8 needs the litert backend" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            ["--set", "mode=standard", "--set", "predictor.terminationGracePeriodSeconds=40"],
+            "must exceed drainSeconds (5) + bodyTimeoutSeconds (30) + 5 s margin = 40",
+        ),
+        (["--set", "predictor.timeout=35"], "must exceed bodyTimeoutSeconds (30) + 5 s margin = 35"),
+    ],
+    ids=["standard-grace-period", "knative-revision-timeout"],
+)
+def test_grace_period_must_outlast_drain_and_a_slow_upload(values: list[str], message: str) -> None:
+    """A stopping pod must outlive drain + body timeout + margin; checked at render time in both modes."""
+    result = run_helm("template", "x", str(CHART), *values, check=False)
+    assert result.returncode != 0
+    assert message in result.stderr

@@ -14,6 +14,8 @@ from chartkit import ROOT, validate_builtin
 
 MANIFESTS = ROOT / "manifests"
 OBJECT_FILES = sorted(p for p in MANIFESTS.rglob("*.yaml") if p.name != "kube-prometheus-stack-values.yaml")
+# Files applied as patches onto upstream objects: they must not carry metadata.labels (finding 15).
+PATCH_FILES = [p for p in OBJECT_FILES if p.parent.name in ("knative", "kserve")]
 # Metric names fixed by docs/architecture.md (plus KServe's own), the only ones the dashboard may query.
 CONTRACT_METRICS = {
     "dr_model_load_seconds",
@@ -41,33 +43,42 @@ def _object(name: str) -> dict[str, Any]:
     return yaml.safe_load((MANIFESTS / name).read_text())
 
 
-def test_versions_are_pinned_to_what_kserve_0_21_expects() -> None:
-    """KServe 0.21, cert-manager 1.17, Knative Serving 1.21 (with Kourier 1.21), exact patch versions."""
+def test_versions_are_the_ones_the_admission_rules_were_read_at() -> None:
+    """KServe v0.20.0 and Knative 1.21.1 (whose code tests/chart/test_admission.py cites), Kourier of the same
+    Knative release (findings 4, 18), exact versions, and a known-good fallback line for each risky pin."""
     versions = _versions()
-    assert re.fullmatch(r"v0\.21\.\d+", versions["KSERVE_VERSION"])
-    assert re.fullmatch(r"v1\.17\.\d+", versions["CERT_MANAGER_VERSION"])
-    assert re.fullmatch(r"knative-v1\.21\.\d+", versions["KNATIVE_SERVING_VERSION"])
-    assert re.fullmatch(r"knative-v1\.21\.\d+", versions["KNATIVE_KOURIER_VERSION"])
+    assert versions["KSERVE_VERSION"] == "v0.20.0"
+    assert versions["KNATIVE_SERVING_VERSION"] == versions["KNATIVE_KOURIER_VERSION"] == "knative-v1.21.1"
+    assert re.fullmatch(r"v1\.(1[7-9]|2\d)\.\d+", versions["CERT_MANAGER_VERSION"])
+    assert re.fullmatch(r"v\d+\.\d+\.\d+", versions["METRICS_SERVER_VERSION"])
     assert re.fullmatch(r"\d+\.\d+\.\d+", versions["KUBE_PROMETHEUS_STACK_VERSION"])
+    text = (MANIFESTS / "versions.env").read_text()
+    assert "Known-good fallback" in text and "CERT_MANAGER_VERSION=v1.17.0" in text
 
 
-@pytest.mark.parametrize("path", OBJECT_FILES, ids=[str(p.relative_to(MANIFESTS)) for p in OBJECT_FILES])
-def test_each_file_is_one_valid_labelled_object(path: Path) -> None:
-    """One object per file, valid for Kubernetes 1.32 (strict), labelled app.kubernetes.io/*."""
+@pytest.mark.parametrize("path", PATCH_FILES, ids=[str(p.relative_to(MANIFESTS)) for p in PATCH_FILES])
+def test_each_patch_file_is_one_object_that_leaves_upstream_labels_alone(path: Path) -> None:
+    """One object per file, valid (built-in kinds strictly for Kubernetes 1.32), and no metadata.labels: a
+    merge patch would overwrite upstream's labels (finding 15; knative-v1.21.1
+    config/core/configmaps/features.yaml:20-23, net-kourier config/300-gateway.yaml:141-145)."""
     documents = [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
     assert len(documents) == 1
     (obj,) = documents
-    validate_builtin(obj)
-    labels = obj["metadata"]["labels"]
-    assert labels["app.kubernetes.io/part-of"] == "dr-serving"
-    assert "app.kubernetes.io/name" in labels
+    if obj["apiVersion"] in ("v1", "apps/v1"):
+        validate_builtin(obj)
+    assert "labels" not in obj["metadata"]
 
 
 def test_knative_features_allow_pool_placement_and_restricted_pods() -> None:
-    """config-features enables nodeSelector, affinity, tolerations (pool placement) and emptyDir (/tmp)."""
-    data = _object("knative/config-features.yaml")["data"]
+    """config-features enables nodeSelector, affinity, tolerations (pool placement) and emptyDir (/tmp), and
+    it is the one place naming every flag the chart needs, fieldref included (finding 14)."""
+    text = (MANIFESTS / "knative" / "config-features.yaml").read_text()
+    data = yaml.safe_load(text)["data"]
     for flag in ("nodeselector", "affinity", "tolerations", "volumes-emptydir", "securitycontext"):
         assert data[f"kubernetes.podspec-{flag}"] == "enabled"
+    assert "kubernetes.podspec-fieldref" in text
+    readme = (ROOT / "charts" / "dr-serving" / "README.md").read_text()
+    assert "manifests/knative/config-features.yaml" in readme
 
 
 def test_kind_images_skip_tag_resolution() -> None:
@@ -137,14 +148,16 @@ def test_install_script_applies_pinned_urls_in_order() -> None:
     )
     versions = _versions()
     lines = result.stdout.splitlines()
-    applied = [line.split(" -f ", 1)[1] for line in lines if " apply " in line and " -f " in line]
+    applied = [line.split(" -f ", 1)[1] for line in lines if " apply " in line and " -f http" in line]
     assert applied == [
         f"https://github.com/cert-manager/cert-manager/releases/download/{versions['CERT_MANAGER_VERSION']}/cert-manager.yaml",
         f"https://github.com/knative/serving/releases/download/{versions['KNATIVE_SERVING_VERSION']}/serving-crds.yaml",
         f"https://github.com/knative/serving/releases/download/{versions['KNATIVE_SERVING_VERSION']}/serving-core.yaml",
         f"https://github.com/knative-extensions/net-kourier/releases/download/{versions['KNATIVE_KOURIER_VERSION']}/kourier.yaml",
+        f"https://github.com/kserve/kserve/releases/download/{versions['KSERVE_VERSION']}/kserve-crds.yaml",
         f"https://github.com/kserve/kserve/releases/download/{versions['KSERVE_VERSION']}/kserve.yaml",
         f"https://github.com/kserve/kserve/releases/download/{versions['KSERVE_VERSION']}/kserve-cluster-resources.yaml",
+        f"https://github.com/kubernetes-sigs/metrics-server/releases/download/{versions['METRICS_SERVER_VERSION']}/components.yaml",
     ]
     patch_files = [Path(line.split("--patch-file ", 1)[1]) for line in lines if "--patch-file" in line]
     assert {p.name for p in patch_files} >= {"config-features.yaml", "config-deployment.yaml"}

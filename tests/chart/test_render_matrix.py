@@ -113,7 +113,7 @@ def test_matrix_renders_valid_objects(
         assert f"--model-dir={model_dir}" in container(isvc)["args"]
         assert env(isvc).get("STORAGE_URI") == (STORAGE[model] if source == "storageUri" else None)
     assert len(by_kind(objects, "PodMonitor")) == int(monitoring)
-    assert len(by_kind(objects, "ServiceMonitor")) == int(monitoring)
+    assert len(by_kind(objects, "ServiceMonitor")) == int(monitoring and mode == "standard")
 
 
 @pytest.mark.parametrize(("mode", "pools", "models", "profile", "source", "monitoring"), CASES)

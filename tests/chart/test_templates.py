@@ -27,10 +27,10 @@ def test_lint_each_ci_values_file(ci_file: str) -> None:
     assert "0 chart(s) failed" in result.stdout
 
 
-def test_optional_objects_are_off_by_default() -> None:
-    """Defaults render InferenceServices, the ServiceAccount and the helm test only."""
+def test_defaults_render_the_locked_down_set() -> None:
+    """Defaults: InferenceServices, the ServiceAccount, the NetworkPolicy and the helm test; no monitors."""
     kinds = sorted({obj["kind"] for obj in render()})
-    assert kinds == ["ConfigMap", "InferenceService", "Pod", "ServiceAccount"]
+    assert kinds == ["ConfigMap", "InferenceService", "NetworkPolicy", "Pod", "ServiceAccount"]
 
 
 @pytest.mark.parametrize(
@@ -51,6 +51,12 @@ def test_pod_monitor_scrapes_the_predictor_port_with_node_labels(values: str | d
     assert relabel[("__meta_kubernetes_node_label_dr_serving_pool",)] == "node_pool"
     assert relabel[("__meta_kubernetes_node_label_node_kubernetes_io_instance_type",)] == "node_instance_type"
     assert relabel[("__meta_kubernetes_pod_node_name",)] == "node"
+
+
+def test_service_monitor_is_standard_mode_only() -> None:
+    """Finding 13: in Knative mode the matching Services never expose 8080: no ServiceMonitor there."""
+    assert not by_kind(render("monitoring-values.yaml"), "ServiceMonitor")
+    assert by_kind(render("standard-values.yaml", "monitoring-values.yaml"), "ServiceMonitor")
 
 
 def test_service_monitor_selects_the_release_inference_services() -> None:
@@ -87,15 +93,71 @@ def test_existing_service_account_is_used_when_not_created() -> None:
     )
 
 
-def test_network_policy_admits_listed_namespaces_and_release_pods() -> None:
-    """NetworkPolicy: predictor pods, ingress from the listed namespaces and this release's pods only."""
-    (policy,) = by_kind(render("networkpolicy-values.yaml"), "NetworkPolicy")
+def _rules(policy: dict) -> dict[tuple[str, ...], set[tuple[str, int]]]:
+    """Ingress rules as {peer names: {(protocol, port)}}; a peer is a namespace name or "pod:<component>"."""
+    rules = {}
+    for rule in policy["spec"]["ingress"]:
+        peers = tuple(
+            peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+            if "namespaceSelector" in peer
+            else "pod:" + peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
+            for peer in rule["from"]
+        )
+        rules[peers] = {(port["protocol"], port["port"]) for port in rule["ports"]}
+    return rules
+
+
+def test_network_policy_is_on_and_opens_only_the_ports_knative_uses() -> None:
+    """Knative mode: Kourier and the activator reach queue-proxy (8012), the autoscaler its metrics (9090),
+    Prometheus the predictor (8080); nothing else (knative-v1.21.1 pkg/networking/constants.go:24,38)."""
+    (policy,) = by_kind(render(), "NetworkPolicy")
     assert policy["spec"]["podSelector"] == {"matchLabels": SELECTOR}
-    assert policy["spec"]["policyTypes"] == ["Ingress"]
-    sources = policy["spec"]["ingress"][0]["from"]
-    namespaces = [s["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for s in sources[:-1]]
-    assert namespaces == ["knative-serving", "kourier-system", "kserve", "monitoring"]
-    assert sources[-1] == {"podSelector": {"matchLabels": {"app.kubernetes.io/instance": "dr-serving"}}}
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert _rules(policy) == {
+        ("kourier-system",): {("TCP", 8012)},
+        ("knative-serving",): {("TCP", 8012), ("TCP", 9090)},
+        ("monitoring",): {("TCP", 8080)},
+    }
+
+
+def test_network_policy_in_standard_mode_opens_the_predictor_port_only() -> None:
+    """Standard mode: gateway, monitoring and this release's helm test pod reach port 8080 only."""
+    (policy,) = by_kind(render("standard-values.yaml"), "NetworkPolicy")
+    assert _rules(policy) == {
+        ("kourier-system",): {("TCP", 8080)},
+        ("monitoring",): {("TCP", 8080)},
+        ("pod:test",): {("TCP", 8080)},
+    }
+
+
+@pytest.mark.parametrize(
+    ("values", "store"),
+    [({}, False), ("storage-uri-values.yaml", True), ({"models": {"vgg19": {"enabled": True}}}, False)],
+    ids=["baked-model", "s3-model", "pvc-model"],
+)
+def test_network_policy_egress_is_dns_plus_the_model_store_when_downloading(
+    values: str | dict, store: bool
+) -> None:
+    """Egress: DNS in kube-system always; HTTPS to the model store only when a model downloads (not pvc://)."""
+    (policy,) = by_kind(render(values), "NetworkPolicy")
+    dns, *rest = policy["spec"]["egress"]
+    assert dns["to"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}
+    ]
+    assert {(p["protocol"], p["port"]) for p in dns["ports"]} == {("UDP", 53), ("TCP", 53)}
+    if store:
+        (download,) = rest
+        assert download["to"] == [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.169.254/32"]}}]
+        assert download["ports"] == [{"protocol": "TCP", "port": 443}]
+    else:
+        assert rest == []
+
+
+def test_no_service_account_token_in_any_configuration() -> None:
+    """automountServiceAccountToken is false on every predictor pod, with or without our ServiceAccount."""
+    for values in ({}, {"serviceAccount": {"create": False}}, "standard-values.yaml"):
+        for isvc in by_kind(render(values), "InferenceService"):
+            assert isvc["spec"]["predictor"]["automountServiceAccountToken"] is False
 
 
 def test_helm_test_pod_sends_one_prediction_to_each_service() -> None:
@@ -129,9 +191,7 @@ def test_helm_test_can_be_switched_off() -> None:
 
 def test_every_object_carries_the_standard_labels() -> None:
     """app.kubernetes.io/* labels and commonLabels on every rendered object."""
-    objects = render(
-        "monitoring-values.yaml", "networkpolicy-values.yaml", {"commonLabels": {"team": "retina"}}
-    )
+    objects = render("monitoring-values.yaml", "standard-values.yaml", {"commonLabels": {"team": "retina"}})
     for obj in objects:
         labels = obj["metadata"]["labels"]
         assert labels["app.kubernetes.io/instance"] == "dr-serving"
@@ -165,3 +225,27 @@ def test_notes_tell_how_to_reach_each_endpoint(values: str | dict, expected: lis
     notes = run_helm(*args).stdout.split("NOTES:", 1)[1]
     for text in expected:
         assert text in notes
+
+
+def _notes(*args: str) -> str:
+    result = run_helm("install", "dr-serving", str(CHART), "--dry-run=client", "--namespace", "dr", *args)
+    return result.stdout.split("NOTES:", 1)[1]
+
+
+def test_notes_point_to_preflight_and_warn_about_both_pools_and_pvcs() -> None:
+    """Findings 8, 9: NOTES names preflight, the two architectures the defaults need and any PVC to create."""
+    notes = _notes("--set", "models.vgg19.enabled=true")
+    assert "dr-serving deploy preflight --namespace dr --release dr-serving" in notes
+    assert "need amd64 AND arm64 nodes" in notes
+    assert "dr-serving-vgg19-amd64 mounts PVC dr-models: create and fill it first" in notes
+    single = _notes("--set", "pools.graviton.enabled=false")
+    assert "AND arm64" not in single and "mounts PVC" not in single
+
+
+def test_helm_test_tries_every_target_before_failing() -> None:
+    """Finding 9: one unschedulable pool no longer stops the test before the others are tried."""
+    (pod,) = by_kind(render(), "Pod")
+    script = pod["spec"]["containers"][0]["command"][-1]
+    assert "set -e" not in script
+    assert 'failed="${failed} ${isvc}"' in script
+    assert 'if [ -n "${failed}" ]; then echo "Failed:${failed}" >&2; exit 1; fi' in script

@@ -18,7 +18,7 @@ INVALID: list[Any] = [
     ),
     pytest.param(
         {"mode": "standard", "predictor": {"drainSeconds": 30, "terminationGracePeriodSeconds": 30}},
-        "predictor.drainSeconds (30) must be below predictor.terminationGracePeriodSeconds (30)",
+        "terminationGracePeriodSeconds (30) must exceed drainSeconds (30) + bodyTimeoutSeconds (30)",
         id="drain-not-below-grace-period",
     ),
     pytest.param(

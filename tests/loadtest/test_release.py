@@ -56,10 +56,10 @@ def test_merge_values_follows_helm_rules() -> None:
         (),
         ("kind-values.yaml",),
         ("standard-values.yaml", "monitoring-values.yaml"),
-        ("storage-uri-values.yaml", "lite-values.yaml", "networkpolicy-values.yaml"),
+        ("storage-uri-values.yaml", "lite-values.yaml", "standard-values.yaml"),
         ("profiles-values.yaml", "graviton-only-values.yaml"),
     ],
-    ids=["defaults", "kind", "standard-monitoring", "storage-lite-netpol", "profiles-graviton-only"],
+    ids=["defaults", "kind", "standard-monitoring", "storage-lite-standard", "profiles-graviton-only"],
 )
 def test_pyhelm3_renders_what_the_helm_cli_renders(manager: ReleaseManager, files: tuple[str, ...]) -> None:
     """ReleaseManager.template equals ``helm template -f ...`` object for object."""

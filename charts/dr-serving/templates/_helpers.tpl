@@ -87,7 +87,7 @@ Standard mode keeps the container's own port name.
 
 {{/*
 dr-serving.targets: every enabled (model x pool) as YAML {targets: [...]}, sorted by model then pool, with the
-resolved name, image, backend, model directory and resource profile. Fails with one sentence on a bad reference.
+resolved name, image (tag or digest), backend, precision, model directory and resource profile. Fails with one sentence on a bad reference.
 */}}
 {{- define "dr-serving.targets" -}}
 {{- $root := . }}
@@ -121,6 +121,14 @@ resolved name, image, backend, model directory and resource profile. Fails with 
 {{- $flavour := default $root.Values.image.flavour $model.flavour }}
 {{- $backend := default (ternary "litert" "savedmodel" (eq $flavour "lite")) $model.backend }}
 {{- $tag := default (printf "%s-%s" $root.Chart.AppVersion $flavour) $root.Values.image.tag }}
+{{- $image := printf "%s:%s" $root.Values.image.repository $tag }}
+{{- if $root.Values.image.digest }}
+{{- $image = printf "%s@%s" $root.Values.image.repository $root.Values.image.digest }}
+{{- end }}
+{{- $precision := default "fp32" $model.precision }}
+{{- if and (eq $precision "int8") (ne $backend "litert") }}
+{{- fail (printf "models.%s.precision int8 needs the litert backend (the lite flavour); %s serves fp32 only." $modelName $backend) }}
+{{- end }}
 {{- $modelDir := ternary "/mnt/models" "/opt/dr-serving/model" (eq $model.source "storageUri") }}
 {{- range $poolName := $pools }}
 {{- $pool := get $root.Values.pools $poolName }}
@@ -129,7 +137,7 @@ resolved name, image, backend, model directory and resource profile. Fails with 
 {{- fail (printf "InferenceService name %q is %d characters, more than 45 (KServe/Knative derive longer names from it); shorten the release name, fullnameOverride, model or pool name." $name (len $name)) }}
 {{- end }}
 {{- $profile := get $root.Values.profiles $profileName }}
-{{- $targets = append $targets (dict "name" $name "model" $modelName "pool" $poolName "arch" $pool.arch "instanceType" $pool.instanceType "pricePerHour" $pool.pricePerHour "flavour" $flavour "backend" $backend "image" (printf "%s:%s" $root.Values.image.repository $tag) "source" $model.source "storageUri" ($model.storageUri | default "") "modelDir" $modelDir "profileName" $profileName "cpu" (toString $profile.cpu) "memory" (toString $profile.memory)) }}
+{{- $targets = append $targets (dict "name" $name "model" $modelName "pool" $poolName "arch" $pool.arch "instanceType" $pool.instanceType "pricePerHour" $pool.pricePerHour "flavour" $flavour "backend" $backend "image" $image "precision" $precision "source" $model.source "storageUri" ($model.storageUri | default "") "modelDir" $modelDir "profileName" $profileName "cpu" (toString $profile.cpu) "memory" (toString $profile.memory)) }}
 {{- end }}
 {{- end }}
 {{- end }}
@@ -186,4 +194,34 @@ capabilities:
     - ALL
 seccompProfile:
   type: RuntimeDefault
+{{- end }}
+
+{{/*
+dr-serving.needsModelStoreEgress: "true" when an enabled model downloads from object storage or HTTPS (not pvc://).
+*/}}
+{{- define "dr-serving.needsModelStoreEgress" -}}
+{{- range (include "dr-serving.targets" . | fromYaml).targets }}
+{{- if and (eq .source "storageUri") (not (hasPrefix "pvc://" .storageUri)) }}true{{ end }}
+{{- end }}
+{{- end }}
+
+{{/*
+dr-serving.checkGracePeriod: fails the render unless a stopping pod outlives the drain plus a slow upload plus a
+margin. Standard mode: terminationGracePeriodSeconds. Knative mode: Knative sets the pod's grace period to the
+revision timeout (predictor.timeout; knative-v1.21.1 pkg/reconciler/revision/resources/deploy.go:302).
+*/}}
+{{- define "dr-serving.checkGracePeriod" -}}
+{{- $margin := 5 }}
+{{- $p := .Values.predictor }}
+{{- if eq .Values.mode "standard" }}
+{{- $need := add (int $p.drainSeconds) (int $p.bodyTimeoutSeconds) $margin }}
+{{- if le (int $p.terminationGracePeriodSeconds) $need }}
+{{- fail (printf "predictor.terminationGracePeriodSeconds (%v) must exceed drainSeconds (%v) + bodyTimeoutSeconds (%v) + %d s margin = %d, or a pod stopping with a slow upload in flight is killed." $p.terminationGracePeriodSeconds $p.drainSeconds $p.bodyTimeoutSeconds $margin $need) }}
+{{- end }}
+{{- else }}
+{{- $need := add (int $p.bodyTimeoutSeconds) $margin }}
+{{- if le (int $p.timeout) $need }}
+{{- fail (printf "predictor.timeout (%v, Knative's grace period for a stopping pod) must exceed bodyTimeoutSeconds (%v) + %d s margin = %d." $p.timeout $p.bodyTimeoutSeconds $margin $need) }}
+{{- end }}
+{{- end }}
 {{- end }}
