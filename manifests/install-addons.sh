@@ -59,7 +59,9 @@ install_cert_manager() {
 install_knative() {
   say "Knative Serving ${KNATIVE_SERVING_VERSION} with Kourier ${KNATIVE_KOURIER_VERSION}"
   run "$KUBECTL" apply -f "$KNATIVE_CRDS_URL"
-  run "$KUBECTL" wait crd/services.serving.knative.dev --for=condition=Established --timeout="$WAIT_TIMEOUT"
+  # serving-core.yaml holds an Image object (caching.internal.knative.dev, knative config/core/999-cache.yaml),
+  # so every CRD of serving-crds.yaml must be Established, not only services.serving.knative.dev.
+  run "$KUBECTL" wait crd --all --for=condition=Established --timeout="$WAIT_TIMEOUT"
   run "$KUBECTL" apply -f "$KNATIVE_CORE_URL"
   run "$KUBECTL" wait deployment --all -n knative-serving --for=condition=Available --timeout="$WAIT_TIMEOUT"
   run "$KUBECTL" apply -f "$KOURIER_URL"
