@@ -23,7 +23,7 @@ __all__ = ["COMMAND_MODULES", "OUR_PACKAGES", "build_parser", "main"]
 # (module, sub-command names it registers, extra that provides its dependencies)
 COMMAND_MODULES: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("serving.zoo.cli", ("model",), "tf"),
-    ("serving.server", ("serve",), "serve"),
+    ("serving.commands", ("serve",), "serve"),
     ("serving.bench", ("bench",), "serve,tf"),
     ("loadtest.commands", ("lab", "demo"), "lab"),
     ("loadtest.deploy_cli", ("deploy",), "lab"),

@@ -2,7 +2,10 @@
 
 A fundus photograph is a bright round disc on a black surround. ``locate_disc`` thresholds a small grayscale
 copy to find the disc's bounding box; ``crop_to_disc`` cuts the bounding *square* around it (with a small
-black margin, so a disc clipped at the top and bottom of the frame stays centred and round). ``ben_graham`` is
+black margin, so a disc clipped at the top and bottom of the frame stays centred and round), and
+``crop_resize_to_disc`` does the same straight to the model's size: it crops only the part of that
+square inside the image, resizes it, and pads with black *after* resizing, so a tall thin image never
+allocates a full-resolution square. ``ben_graham`` is
 the enhancement used on APTOS 2019 (4·img − 4·GaussianBlur(img, σ) + 128), optionally with ``circular_mask``.
 """
 
@@ -13,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFilter
 
-__all__ = ["DiscBox", "ben_graham", "circular_mask", "crop_to_disc", "locate_disc"]
+__all__ = ["DiscBox", "ben_graham", "circular_mask", "crop_resize_to_disc", "crop_to_disc", "locate_disc"]
 
 #: Gray level (0–255) above which a pixel belongs to the disc.
 DEFAULT_THRESHOLD = 10
@@ -74,14 +77,46 @@ def crop_to_disc(
     box = locate_disc(image, threshold=threshold)
     if box is None:
         return image
-    side = max(box.width, box.height)
-    side = round(side * (1 + 2 * margin))
-    centre_x = (box.left + box.right) / 2
-    centre_y = (box.top + box.bottom) / 2
-    left = round(centre_x - side / 2)
-    top = round(centre_y - side / 2)
+    left, top, side = _disc_square(box, margin)
     # Image.crop pads regions outside the image with black (zeros).
     return image.crop((left, top, left + side, top + side))
+
+
+def crop_resize_to_disc(
+    image: Image.Image,
+    *,
+    size: tuple[int, int],
+    threshold: int = DEFAULT_THRESHOLD,
+    margin: float = 0.02,
+) -> Image.Image:
+    """The disc's square (as :func:`crop_to_disc`) resized to ``size`` = (height, width), padded afterwards.
+
+    Only the part of the square inside the image is cropped and resized; the black padding is added at the
+    output size, so memory stays at the image plus the output whatever the image's shape.
+    """
+    height, width = size
+    box = locate_disc(image, threshold=threshold)
+    if box is None:
+        return image.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    left, top, side = _disc_square(box, margin)
+    inner = (max(0, left), max(0, top), min(image.width, left + side), min(image.height, top + side))
+    scale_x, scale_y = width / side, height / side
+    x0, y0 = round((inner[0] - left) * scale_x), round((inner[1] - top) * scale_y)
+    x1, y1 = round((inner[2] - left) * scale_x), round((inner[3] - top) * scale_y)
+    region = image.crop(inner).resize(
+        (max(1, x1 - x0), max(1, y1 - y0)), Image.Resampling.BILINEAR, reducing_gap=3.0
+    )
+    canvas = Image.new(image.mode, (width, height))
+    canvas.paste(region, (x0, y0))
+    return canvas
+
+
+def _disc_square(box: DiscBox, margin: float) -> tuple[int, int, int]:
+    """Left, top and side of the square centred on ``box``, grown by ``margin`` on each side."""
+    side = round(max(box.width, box.height) * (1 + 2 * margin))
+    left = round((box.left + box.right) / 2 - side / 2)
+    top = round((box.top + box.bottom) / 2 - side / 2)
+    return left, top, side
 
 
 def ben_graham(pixels: np.ndarray, *, sigma: float = 10.0) -> np.ndarray:

@@ -19,8 +19,11 @@ __all__ = [
     "IMAGE_SECONDS",
     "MODEL_INFO",
     "MODEL_LOAD_SECONDS",
+    "PHASES",
+    "PHASE_SECONDS",
     "PREDICTIONS",
     "REJECTED_REQUESTS",
+    "REQUESTS_IN_FLIGHT",
     "STARTUP_SECONDS",
     "NodeLabels",
     "node_labels",
@@ -52,10 +55,26 @@ IMAGE_SECONDS = Histogram(
     ["model", "backend", *_NODE],
     buckets=LATENCY_BUCKETS,
 )
+#: Phases of a prediction request, in order (definitions in docs/architecture.md).
+PHASES = ("body", "decode", "queue", "prediction", "postprocess")
+PHASE_SECONDS = Histogram(
+    "dr_request_phase_seconds",
+    "Server time of one prediction request per phase: body read, decode (incl. the wait for a decode slot), "
+    "queue (wait for the inference thread), prediction (the backend call), postprocess.",
+    ["model", "phase"],
+    buckets=LATENCY_BUCKETS,
+)
+REQUESTS_IN_FLIGHT = Gauge(
+    "dr_requests_in_flight",
+    "Prediction requests being served now (refused with 503 beyond the limit).",
+    ["model"],
+)
 BATCH_SIZE = Histogram("dr_batch_size", "Images per prediction request.", ["model"], buckets=BATCH_BUCKETS)
 PREDICTIONS = Counter("dr_predictions", "Images graded, by predicted grade.", ["model", "grade"])
 REJECTED_REQUESTS = Counter(
-    "dr_rejected_requests", "Requests refused with a 4xx/503 answer.", ["model", "reason"]
+    "dr_rejected_requests",
+    "Requests refused with a 4xx/503 answer, left by the client (499) or failed (500, reason internal).",
+    ["model", "reason"],
 )
 MODEL_INFO = Gauge(
     "dr_model_info",

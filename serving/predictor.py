@@ -1,9 +1,12 @@
 """``DRModel``: the only ``kserve.Model`` subclass — load, then preprocess → predict → postprocess.
 
-``preprocess`` turns any accepted body (V1 raw image or JSON, a parsed V2 request, a SageMaker image) into
-one float32 batch; ``predict`` calls the backend; ``postprocess`` grades, records metrics, sets the ``X-DR-*``
-response headers and shapes the answer for the protocol that asked. Image decoding runs in the loop's default
-executor, model calls in a dedicated one-thread executor, so the event loop never blocks on TensorFlow.
+``preprocess`` decodes the body with the codec of the route it came through (or a raw V1 body) and turns its
+images into one float32 batch on the decode executor (``limits.decode_slots`` threads: at most that many
+images are decoded at once); ``predict`` calls the backend on a dedicated one-thread inference executor, so
+the event loop never blocks on TensorFlow; ``postprocess`` grades, records metrics, sets the ``X-DR-*``
+response headers and lets the codec shape the answer. Each request's time is split where it is spent (see
+``Timings`` and ``docs/architecture.md``): body read (measured by the middleware), decode (incl. the wait for
+a decode slot), queue (the wait for the inference thread), prediction (the backend call alone), postprocess.
 """
 
 from __future__ import annotations
@@ -20,10 +23,10 @@ from typing import Any
 import numpy as np
 from kserve import Model
 
-from serving import protocol
 from serving.backends import Backend, describe_model, load_backend
 from serving.errors import InvalidRequest, ModelLoadError, NotReady
 from serving.grading import Grading, grade_batch
+from serving.http.middleware import ARRIVAL_HEADER, BODY_NS_HEADER
 from serving.imaging import decode_image
 from serving.limits import Limits
 from serving.metadata import ModelMetadata
@@ -33,37 +36,39 @@ from serving.metrics import (
     IMAGE_SECONDS,
     MODEL_INFO,
     MODEL_LOAD_SECONDS,
+    PHASE_SECONDS,
     PREDICTIONS,
     NodeLabels,
     node_labels,
 )
 from serving.preprocess import prepare_pixels, preprocess_image
+from serving.protocol import V1, Batch, Codec, Encoded, ImageBatch, TensorBatch, Timings, v2
 from serving.tensor import to_png
 
 __all__ = ["ARRIVAL_HEADER", "DRModel", "Predicted", "Prepared"]
 
 logger = logging.getLogger(__name__)
 
-#: Request header (set by the server's middleware) holding the arrival time, ``time.perf_counter_ns()``.
-ARRIVAL_HEADER = "x-dr-arrival-ns"
-
 
 @dataclass(frozen=True, kw_only=True)
 class Prepared:
-    """A request after ``preprocess``: the model-ready batch and what the answer needs to know."""
+    """A request after ``preprocess``: the model-ready batch, its codec, and the time spent so far."""
 
     tensor: np.ndarray
-    protocol: str
+    codec: Codec
     request_id: str | None
     arrival_ns: int
+    body_ns: int
+    decode_ns: int
 
 
 @dataclass(frozen=True, kw_only=True)
 class Predicted:
-    """A batch after ``predict``: class probabilities and the backend time."""
+    """A batch after ``predict``: probabilities, the wait for the inference thread and the backend time."""
 
     prepared: Prepared
     probabilities: np.ndarray
+    queue_s: float
     prediction_s: float
 
 
@@ -75,19 +80,20 @@ class DRModel(Model):
         name: str,
         *,
         model_dir: str | os.PathLike[str],
+        limits: Limits,
         backend: str = "auto",
-        limits: Limits | None = None,
         node: NodeLabels | None = None,
     ) -> None:
         super().__init__(name, return_response_headers=True)
         self.model_dir = Path(model_dir)
         self.backend_kind = backend
-        self.limits = limits or Limits.from_env()
+        self.limits = limits
         self.node = node or node_labels()
         self.backend: Backend | None = None
         self.metadata: ModelMetadata | None = None
         self.load_seconds: float | None = None
         self._inference = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dr-inference")
+        self._decoding = ThreadPoolExecutor(max_workers=limits.decode_slots, thread_name_prefix="dr-decode")
 
     def load(self) -> bool:
         """Load the backend, run one warm-up batch, record the load time, then report ready."""
@@ -131,33 +137,44 @@ class DRModel(Model):
         return self.ready
 
     def stop(self) -> None:
-        """Release the inference thread; the model reports not ready."""
+        """Release the inference and decode threads; the model reports not ready."""
         self.ready = False
         self._inference.shutdown(wait=True, cancel_futures=False)
+        self._decoding.shutdown(wait=True, cancel_futures=False)
+
+    def decode(self, codec: Codec, body: Any, headers: dict[str, str]) -> Batch:
+        """Decode one request body with ``codec``, within this model's limits and input size."""
+        return codec.decode(body, headers, limits=self.limits, input_size=self._require_metadata().input_size)
 
     # -- the three request steps ------------------------------------------------------------------------
 
     async def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> Prepared:
-        """Parse the body for its protocol and turn its images into one scaled float32 batch."""
+        """Decode the body (if the route has not) and turn its images into one scaled float32 batch."""
+        started_ns = time.perf_counter_ns()
         metadata = self._require_metadata()
         headers = headers or {}
-        arrival_ns = _arrival_ns(headers)
-        height, width = metadata.input_size
-        if isinstance(payload, protocol.V2Request):
-            batch = protocol.v2_batch(payload, height=height, width=width, limits=self.limits)
-        elif isinstance(payload, protocol.ImageBatch | protocol.TensorBatch):
+        if isinstance(payload, Encoded):
+            batch = self.decode(payload.codec, payload.body, headers)
+        elif isinstance(payload, ImageBatch | TensorBatch):
             batch = payload
         elif isinstance(payload, bytes | bytearray | dict | list):
-            batch = protocol.parse_v1(payload, content_type=headers.get("content-type"), limits=self.limits)
+            batch = self.decode(V1, payload, headers)
         else:
             raise InvalidRequest(f"Expected a V1, V2 or SageMaker request, got {type(payload).__name__}.")
-        if isinstance(batch, protocol.TensorBatch):
+        if isinstance(batch, TensorBatch):
             tensor = batch.tensor
         else:
             loop = asyncio.get_running_loop()
-            tensor = await loop.run_in_executor(None, self._images_to_tensor, batch.images)
+            tensor = await loop.run_in_executor(
+                self._decoding, self._images_to_tensor, batch.images, metadata
+            )
         return Prepared(
-            tensor=tensor, protocol=batch.protocol, request_id=batch.request_id, arrival_ns=arrival_ns
+            tensor=tensor,
+            codec=batch.codec,
+            request_id=batch.request_id,
+            arrival_ns=_header_ns(headers, ARRIVAL_HEADER, default=started_ns),
+            body_ns=_header_ns(headers, BODY_NS_HEADER, default=0),
+            decode_ns=time.perf_counter_ns() - started_ns,
         )
 
     async def predict(
@@ -166,13 +183,22 @@ class DRModel(Model):
         headers: dict[str, str] | None = None,
         response_headers: dict[str, str] | None = None,
     ) -> Predicted:
-        """Run the backend on the batch, off the event loop."""
+        """Run the backend on the batch on the inference thread; time the wait and the call apart."""
         backend = self._require_backend()
         loop = asyncio.get_running_loop()
-        started = time.perf_counter()
-        probabilities = await loop.run_in_executor(self._inference, backend.predict, payload.tensor)
+        submitted = time.perf_counter()
+
+        def call() -> tuple[np.ndarray, float, float]:
+            started = time.perf_counter()
+            probabilities = backend.predict(payload.tensor)
+            return probabilities, started, time.perf_counter()
+
+        probabilities, started, ended = await loop.run_in_executor(self._inference, call)
         return Predicted(
-            prepared=payload, probabilities=probabilities, prediction_s=time.perf_counter() - started
+            prepared=payload,
+            probabilities=probabilities,
+            queue_s=started - submitted,
+            prediction_s=ended - started,
         )
 
     def postprocess(
@@ -181,42 +207,40 @@ class DRModel(Model):
         headers: dict[str, str] | None = None,
         response_headers: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        """Grade each image, record metrics and headers, and shape the answer for the request's protocol."""
+        """Grade each image, record metrics and headers, and let the request's codec shape the answer."""
+        started_ns = time.perf_counter_ns()
         metadata, backend = self._require_metadata(), self._require_backend()
-        gradings = grade_batch(result.probabilities, metadata)
-        self._observe(gradings, backend=backend.name, prediction_s=result.prediction_s)
         prepared = result.prepared
-        prediction_ms = result.prediction_s * 1000
-        server_s = (time.perf_counter_ns() - prepared.arrival_ns) / 1e9
-        if response_headers is not None:
-            response_headers.update(
-                self.response_headers(prediction_ms=prediction_ms, server_ms=server_s * 1000)
-            )
-        if prepared.protocol == "v2":
-            return protocol.v2_response(
-                gradings,
-                model=self.name,
-                request_id=prepared.request_id,
-                prediction_ms=prediction_ms,
-                server_ms=server_s * 1000,
-            )
-        if prepared.protocol == "sagemaker":
-            return protocol.sagemaker_response(
-                gradings[0], request_s=server_s, prediction_s=result.prediction_s
-            )
-        return protocol.v1_response(
-            gradings, model=self.name, prediction_ms=prediction_ms, server_ms=server_s * 1000
+        timings = Timings(
+            body_ms=prepared.body_ns / 1e6,
+            decode_ms=prepared.decode_ns / 1e6,
+            queue_ms=result.queue_s * 1000,
+            prediction_ms=result.prediction_s * 1000,
+            server_ms=(started_ns - prepared.arrival_ns) / 1e6,
         )
+        gradings = grade_batch(result.probabilities, metadata)
+        answer = prepared.codec.encode(
+            gradings, model=self.name, request_id=prepared.request_id, timings=timings
+        )
+        postprocess_ms = (time.perf_counter_ns() - started_ns) / 1e6
+        self._observe(gradings, backend=backend.name, timings=timings, postprocess_ms=postprocess_ms)
+        if response_headers is not None:
+            response_headers.update(self.response_headers(timings, postprocess_ms=postprocess_ms))
+        return answer
 
     # -- helpers the server uses ------------------------------------------------------------------------
 
-    def response_headers(self, *, prediction_ms: float, server_ms: float) -> dict[str, str]:
+    def response_headers(self, timings: Timings, *, postprocess_ms: float) -> dict[str, str]:
         """The ``X-DR-*`` headers of a prediction answer."""
         headers = {
             "X-DR-Model": self.name,
             "X-DR-Backend": self.backend.name if self.backend is not None else "none",
-            "X-DR-Prediction-Ms": f"{prediction_ms:.3f}",
-            "X-DR-Server-Ms": f"{server_ms:.3f}",
+            "X-DR-Prediction-Ms": f"{timings.prediction_ms:.3f}",
+            "X-DR-Server-Ms": f"{timings.server_ms:.3f}",
+            "X-DR-Body-Ms": f"{timings.body_ms:.3f}",
+            "X-DR-Decode-Ms": f"{timings.decode_ms:.3f}",
+            "X-DR-Queue-Ms": f"{timings.queue_ms:.3f}",
+            "X-DR-Postprocess-Ms": f"{postprocess_ms:.3f}",
             "X-DR-Pool": self.node.pool,
             "X-DR-Arch": self.node.arch,
             "X-DR-Instance-Type": self.node.instance_type,
@@ -226,44 +250,59 @@ class DRModel(Model):
             headers["X-DR-Node"] = self.node.node
         return headers
 
-    async def preprocessed_png(self, body: Any, *, content_type: str | None) -> bytes:
+    async def preprocessed_png(self, body: Any, *, headers: dict[str, str]) -> bytes:
         """The processed model input for one image (V1 raw or JSON body), as PNG bytes."""
         metadata = self._require_metadata()
-        batch = protocol.parse_v1(body, content_type=content_type, limits=self.limits)
+        batch = self.decode(V1, body, headers)
         if len(batch.images) != 1:
             raise InvalidRequest(f"Expected exactly one image to inspect, got {len(batch.images)}.")
 
         def render() -> bytes:
-            return to_png(prepare_pixels(decode_image(batch.images[0], limits=self.limits), metadata))
+            image = decode_image(batch.images[0], limits=self.limits, downscale_to=metadata.input_size)
+            return to_png(prepare_pixels(image, metadata))
 
-        return await asyncio.get_running_loop().run_in_executor(None, render)
+        return await asyncio.get_running_loop().run_in_executor(self._decoding, render)
 
     def get_input_types(self) -> list[dict[str, Any]]:
         """V2 metadata inputs: encoded images (BYTES [-1]) or preprocessed pixels (FP32 [-1, H, W, 3])."""
         if self.metadata is None:
             return []
         height, width = self.metadata.input_size
-        return protocol.v2_input_types(input_name=self.metadata.input.name, height=height, width=width)
+        return v2.input_types(input_name=self.metadata.input.name, height=height, width=width)
 
     def get_output_types(self) -> list[dict[str, Any]]:
         """V2 metadata outputs: grade, probabilities, referable, label."""
         if self.metadata is None:
             return []
-        return protocol.v2_output_types(num_classes=self.metadata.num_classes)
+        return v2.output_types(num_classes=self.metadata.num_classes)
 
-    def _images_to_tensor(self, images: tuple[bytes, ...]) -> np.ndarray:
-        metadata = self._require_metadata()
-        arrays = [preprocess_image(decode_image(data, limits=self.limits), metadata) for data in images]
+    def _images_to_tensor(self, images: tuple[bytes, ...], metadata: ModelMetadata) -> np.ndarray:
+        size = metadata.input_size
+        arrays = [
+            preprocess_image(decode_image(data, limits=self.limits, downscale_to=size), metadata)
+            for data in images
+        ]
         return np.stack(arrays).astype(np.float32, copy=False)
 
-    def _observe(self, gradings: list[Grading], *, backend: str, prediction_s: float) -> None:
+    def _observe(
+        self, gradings: list[Grading], *, backend: str, timings: Timings, postprocess_ms: float
+    ) -> None:
         labels = {"model": self.name, "backend": backend, **self.node.as_labels()}
         count = len(gradings)
+        prediction_s = timings.prediction_ms / 1000
         BATCH_SECONDS.labels(**labels).observe(prediction_s)
         per_image = IMAGE_SECONDS.labels(**labels)
         for _ in range(count):
             per_image.observe(prediction_s / count)
         BATCH_SIZE.labels(model=self.name).observe(count)
+        for phase, milliseconds in (
+            ("body", timings.body_ms),
+            ("decode", timings.decode_ms),
+            ("queue", timings.queue_ms),
+            ("prediction", timings.prediction_ms),
+            ("postprocess", postprocess_ms),
+        ):
+            PHASE_SECONDS.labels(model=self.name, phase=phase).observe(milliseconds / 1000)
         for grading in gradings:
             PREDICTIONS.labels(model=self.name, grade=str(grading.grade)).inc()
 
@@ -278,8 +317,8 @@ class DRModel(Model):
         return self.backend
 
 
-def _arrival_ns(headers: dict[str, str]) -> int:
-    raw = headers.get(ARRIVAL_HEADER)
+def _header_ns(headers: dict[str, str], name: str, *, default: int) -> int:
+    raw = headers.get(name)
     if raw is not None and raw.isdigit():
         return int(raw)
-    return time.perf_counter_ns()
+    return default

@@ -1,6 +1,7 @@
 """One image in, one model input out: the preprocessing shared by the server and by training.
 
-``prepare_pixels`` = crop to the fundus disc → resize to the model input → optional Ben Graham enhancement
+``prepare_pixels`` = crop to the fundus disc and resize to the model input (padding after resizing) →
+optional Ben Graham enhancement
 (with a circular mask when the disc was cropped), as uint8 pixels (what ``/preprocessed`` returns as PNG);
 ``preprocess_image`` adds the model's pixel scaling and returns float32 (H, W, 3).
 """
@@ -26,7 +27,7 @@ def prepare_pixels(image: Image.Image | np.ndarray, metadata: ModelMetadata) -> 
         raise TypeError(f"Expected a PIL image or a uint8 array, got {type(image).__name__}.")
     steps = metadata.preprocessing
     if steps.crop_fundus:
-        image = fundus.crop_to_disc(image)
+        image = fundus.crop_resize_to_disc(image.convert("RGB"), size=metadata.input_size)
     pixels = tensor.resize(image, size=metadata.input_size)
     if steps.ben_graham:
         pixels = fundus.ben_graham(pixels, sigma=steps.ben_graham_sigma)

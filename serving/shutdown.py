@@ -3,8 +3,9 @@
 Kubernetes removes a stopping pod from its Service endpoints only after it has sent SIGTERM, so requests keep
 arriving for a moment. uvicorn's own graceful shutdown closes the listening socket at once, which resets every
 connection that is queued but not yet read. With a drain period (``--drain-seconds`` / ``DR_DRAIN_SECONDS``)
-the server instead answers 503 on its readiness routes, keeps answering predictions, and only then lets
-uvicorn finish the requests in flight and exit. A second signal stops at once, as uvicorn does.
+the server instead answers 503 on its readiness routes (``serving.http.middleware.ReadinessGate``), keeps
+answering predictions, and only then lets uvicorn finish the requests in flight and exit. A second signal
+stops at once, as uvicorn does.
 """
 
 from __future__ import annotations
@@ -12,12 +13,10 @@ from __future__ import annotations
 import logging
 import threading
 from types import FrameType
-from typing import Any
 
-import orjson
 import uvicorn
 
-__all__ = ["DrainState", "DrainingServer", "ReadinessGate", "is_readiness_route"]
+__all__ = ["DrainState", "DrainingServer", "is_readiness_route"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,36 +51,6 @@ def is_readiness_route(method: str, path: str) -> bool:
     return (len(parts) == 3 and parts[:2] == ["v1", "models"]) or (
         len(parts) == 4 and parts[:2] == ["v2", "models"] and parts[3] == "ready"
     )
-
-
-class ReadinessGate:
-    """ASGI middleware: while draining, readiness routes answer 503; every other route is served."""
-
-    def __init__(self, app: Any, *, state: DrainState) -> None:
-        self.app = app
-        self.state = state
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        """Handle one ASGI call."""
-        if (
-            scope["type"] == "http"
-            and self.state.draining
-            and is_readiness_route(scope.get("method", ""), scope.get("path", ""))
-        ):
-            body = orjson.dumps({"error": "The server is shutting down and takes no new work."})
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 503,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
-            return
-        await self.app(scope, receive, send)
 
 
 class DrainingServer(uvicorn.Server):

@@ -19,7 +19,7 @@ NODE = NodeLabels(pool="p1", arch="arm64", instance_type="c7g.xlarge", mode="kna
 
 
 def test_not_ready_before_load(foreign_savedmodel_dir: Path) -> None:
-    model = DRModel("foreign", model_dir=foreign_savedmodel_dir, node=NODE)
+    model = DRModel("foreign", model_dir=foreign_savedmodel_dir, node=NODE, limits=Limits())
     assert model.ready is False
     assert model.get_input_types() == [] and model.get_output_types() == []
     with pytest.raises(NotReady, match="still loading"):
@@ -52,7 +52,7 @@ def test_299_model_serves_without_metadata(savedmodel_299_dir: Path) -> None:
 def test_server_time_counts_from_the_arrival_header(foreign_savedmodel_dir: Path) -> None:
     import time
 
-    model = DRModel("foreign", model_dir=foreign_savedmodel_dir, node=NODE)
+    model = DRModel("foreign", model_dir=foreign_savedmodel_dir, node=NODE, limits=Limits())
     model.load()
     image = encode_image(make_fundus_image(1, size=224, seed=1), "PNG")
     arrived = time.perf_counter_ns() - 2_000_000_000  # pretend the request arrived two seconds ago
@@ -66,7 +66,7 @@ def test_invalid_metadata_fails_the_load(foreign_savedmodel_dir: Path, tmp_path:
     shutil.copytree(foreign_savedmodel_dir, model_dir)
     (model_dir / METADATA_FILENAME).write_text('{"scaling": "tf"}')
     with pytest.raises(ModelLoadError, match="'scaling' must be one of"):
-        DRModel("m", model_dir=model_dir).load()
+        DRModel("m", model_dir=model_dir, limits=Limits()).load()
 
 
 def test_metadata_class_count_must_match_the_model(foreign_savedmodel_dir: Path, tmp_path: Path) -> None:
@@ -76,5 +76,5 @@ def test_metadata_class_count_must_match_the_model(foreign_savedmodel_dir: Path,
         '{"class_names": ["healthy", "referable"], "referable_min_grade": 1}'
     )
     with pytest.raises(ModelLoadError) as info:
-        DRModel("m", model_dir=model_dir).load()
+        DRModel("m", model_dir=model_dir, limits=Limits()).load()
     assert "to have 2 classes as dr_model.json says, got 5" in str(info.value)

@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from serving.backends import load_backend
 from serving.imaging import decode_image
 from serving.launcher import PredictorProcess
+from serving.limits import Limits
 from serving.metadata import ModelMetadata
 from serving.metrics import normalise_arch
 from serving.preprocess import prepare_pixels, preprocess_image
@@ -37,7 +38,7 @@ def reference(mobilenet_dir: Path) -> tuple[ModelMetadata, object]:
 
 def _expected(reference: tuple[ModelMetadata, object], images: list[bytes]) -> np.ndarray:
     metadata, backend = reference
-    batch = np.stack([preprocess_image(decode_image(data), metadata) for data in images])
+    batch = np.stack([preprocess_image(decode_image(data, limits=Limits()), metadata) for data in images])
     return backend.predict(batch)  # type: ignore[attr-defined]
 
 
@@ -243,7 +244,7 @@ def test_v2_fp32_tensor_json_and_binary(
     client: httpx.Client, fundus_jpegs: list[bytes], reference: tuple[ModelMetadata, object]
 ) -> None:
     metadata, _ = reference
-    tensor = np.stack([preprocess_image(decode_image(fundus_jpegs[4]), metadata)])
+    tensor = np.stack([preprocess_image(decode_image(fundus_jpegs[4], limits=Limits()), metadata)])
     expected = _expected(reference, [fundus_jpegs[4]])
     as_json = {
         "inputs": [
@@ -302,7 +303,7 @@ def test_preprocessed_png_is_the_model_input(
     served = np.asarray(Image.open(io.BytesIO(response.content)))
     metadata, _ = reference
     assert served.shape == (224, 224, 3)
-    assert np.array_equal(served, prepare_pixels(decode_image(fundus_png), metadata))
+    assert np.array_equal(served, prepare_pixels(decode_image(fundus_png, limits=Limits()), metadata))
 
 
 # -- metrics ------------------------------------------------------------------------------------------------
@@ -384,7 +385,7 @@ def test_serve_bad_limit_is_a_usage_error(tmp_path: Path, capsys: pytest.Capture
 def test_process_start_time_is_before_now() -> None:
     import time
 
-    from serving.server import process_start_time
+    from serving.process import process_start_time
 
     started = process_start_time()
     assert time.time() - 24 * 3600 < started <= time.time()
@@ -396,7 +397,7 @@ def test_process_start_time_is_exact_to_a_clock_tick() -> None:
     import sys
     import time
 
-    code = "import time; t = time.time(); from serving.server import process_start_time as p; print(p(), t)"
+    code = "import time; t = time.time(); from serving.process import process_start_time as p; print(p(), t)"
     spawned = time.time()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     started, first_statement = (float(value) for value in out.split())

@@ -1,4 +1,4 @@
-"""Parsing V1 / V2 / SageMaker bodies and shaping their answers."""
+"""The codecs: decoding V1 / V2 / SageMaker bodies in one place and shaping their answers."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from serving import protocol
 from serving.errors import InvalidImage, InvalidRequest, TooLarge, UnsupportedMediaType
 from serving.grading import Grading
 from serving.limits import Limits
+from serving.protocol import SAGEMAKER, V1, V2, sagemaker, v1, v2
 
+LIMITS = Limits()
 JPEG = b"\xff\xd8\xff\xe0 pretend jpeg"
 PNG = b"\x89PNG\r\n\x1a\n pretend png"
 B64 = base64.b64encode(JPEG).decode()
@@ -21,7 +23,7 @@ B64 = base64.b64encode(JPEG).decode()
 
 def _binary(document: dict[str, object], *chunks: bytes) -> tuple[bytes, dict[str, str]]:
     head = json.dumps(document).encode()
-    return head + b"".join(chunks), {protocol.BINARY_HEADER: str(len(head))}
+    return head + b"".join(chunks), {v2.BINARY_HEADER: str(len(head))}
 
 
 # -- V1 -----------------------------------------------------------------------------------------------------
@@ -33,23 +35,23 @@ def _binary(document: dict[str, object], *chunks: bytes) -> tuple[bytes, dict[st
     ids=["jpeg", "png", "with-parameter", "octet-stream", "upper-case"],
 )
 def test_v1_raw_image(content_type: str) -> None:
-    batch = protocol.parse_v1(JPEG, content_type=content_type)
+    batch = v1.parse(JPEG, content_type=content_type, limits=LIMITS)
     assert batch.images == (JPEG,)
-    assert batch.protocol == "v1"
+    assert batch.codec is V1
 
 
 def test_v1_json_batch_from_bytes_and_from_parsed_json() -> None:
     document = {"instances": [{"image_b64": B64}, {"b64": base64.b64encode(PNG).decode()}, B64]}
-    from_bytes = protocol.parse_v1(
-        json.dumps(document).encode(), content_type="application/json; charset=utf-8"
+    from_bytes = v1.parse(
+        json.dumps(document).encode(), content_type="application/json; charset=utf-8", limits=LIMITS
     )
-    from_dict = protocol.parse_v1(document, content_type="application/json")
+    from_dict = v1.parse(document, content_type="application/json", limits=LIMITS)
     assert from_bytes.images == from_dict.images == (JPEG, PNG, JPEG)
 
 
 def test_v1_data_url_prefix_is_accepted() -> None:
-    batch = protocol.parse_v1(
-        {"instances": [{"image_b64": "data:image/jpeg;base64," + B64}]}, content_type=None
+    batch = v1.parse(
+        {"instances": [{"image_b64": "data:image/jpeg;base64," + B64}]}, content_type=None, limits=LIMITS
     )
     assert batch.images == (JPEG,)
 
@@ -84,32 +86,33 @@ def test_v1_data_url_prefix_is_accepted() -> None:
 )
 def test_v1_bad_bodies(body: object, content_type: str | None, error: type[Exception], message: str) -> None:
     with pytest.raises(error) as info:
-        protocol.parse_v1(body, content_type=content_type)
+        v1.parse(body, content_type=content_type, limits=LIMITS)
     assert message in str(info.value)
 
 
 def test_v1_batch_limit() -> None:
     with pytest.raises(TooLarge, match="at most 2 images per request, got 3"):
-        protocol.parse_v1({"instances": [B64] * 3}, content_type=None, limits=Limits(max_batch=2))
+        v1.parse({"instances": [B64] * 3}, content_type=None, limits=Limits(max_batch=2))
 
 
 def test_v1_base64_longer_than_the_byte_limit() -> None:
     with pytest.raises(TooLarge, match="at most 10 bytes"):
-        protocol.parse_v1({"instances": [B64]}, content_type=None, limits=Limits(max_image_bytes=10))
+        v1.parse({"instances": [B64]}, content_type=None, limits=Limits(max_image_bytes=10))
 
 
 # -- SageMaker ----------------------------------------------------------------------------------------------
 
 
 def test_sagemaker_accepts_missing_or_image_content_type() -> None:
-    assert protocol.parse_raw_image(JPEG, content_type=None, protocol="sagemaker").images == (JPEG,)
-    assert protocol.parse_raw_image(
-        JPEG, content_type="application/x-image", protocol="sagemaker"
-    ).protocol == ("sagemaker")
+    def decode(body: bytes, headers: dict[str, str]) -> protocol.Batch:
+        return SAGEMAKER.decode(body, headers, limits=LIMITS, input_size=(224, 224))
+
+    assert decode(JPEG, {}).images == (JPEG,)
+    assert decode(JPEG, {"content-type": "application/x-image"}).codec is SAGEMAKER
     with pytest.raises(UnsupportedMediaType):
-        protocol.parse_raw_image(JPEG, content_type="application/json", protocol="sagemaker")
+        decode(JPEG, {"content-type": "application/json"})
     with pytest.raises(InvalidImage, match="empty body"):
-        protocol.parse_raw_image(b"", content_type="image/jpeg", protocol="sagemaker")
+        decode(b"", {"content-type": "image/jpeg"})
 
 
 # -- V2 -----------------------------------------------------------------------------------------------------
@@ -122,11 +125,11 @@ def test_v2_bytes_json() -> None:
             "inputs": [{"name": "image_bytes", "datatype": "BYTES", "shape": [2], "data": [B64, B64]}],
         }
     ).encode()
-    request = protocol.parse_v2_body(body, headers={})
-    batch = protocol.v2_batch(request, height=224, width=224)
+    request = v2.parse_body(body, headers={})
+    batch = v2.to_batch(request, height=224, width=224, limits=LIMITS)
     assert isinstance(batch, protocol.ImageBatch)
     assert batch.images == (JPEG, JPEG)
-    assert (batch.protocol, batch.request_id) == ("v2", "r1")
+    assert (batch.codec, batch.request_id) == (V2, "r1")
 
 
 def test_v2_bytes_binary_extension() -> None:
@@ -142,7 +145,7 @@ def test_v2_bytes_binary_extension() -> None:
         ]
     }
     body, headers = _binary(document, raw)
-    batch = protocol.v2_batch(protocol.parse_v2_body(body, headers=headers), height=224, width=224)
+    batch = v2.to_batch(v2.parse_body(body, headers=headers), height=224, width=224, limits=LIMITS)
     assert isinstance(batch, protocol.ImageBatch)
     assert batch.images == (JPEG, PNG)
 
@@ -169,17 +172,15 @@ def test_v2_fp32_json_and_binary_agree() -> None:
         },
         tensor.tobytes(),
     )
-    from_json = protocol.v2_batch(protocol.parse_v2_body(json_body, headers={}), height=4, width=4)
-    from_binary = protocol.v2_batch(protocol.parse_v2_body(binary_body, headers=headers), height=4, width=4)
+    from_json = v2.to_batch(v2.parse_body(json_body, headers={}), height=4, width=4, limits=LIMITS)
+    from_binary = v2.to_batch(v2.parse_body(binary_body, headers=headers), height=4, width=4, limits=LIMITS)
     assert isinstance(from_json, protocol.TensorBatch) and isinstance(from_binary, protocol.TensorBatch)
     np.testing.assert_array_equal(from_json.tensor, tensor)
     np.testing.assert_array_equal(from_binary.tensor, tensor)
 
 
-def _fp32(shape: list[int], data: list[object]) -> protocol.V2Request:
-    return protocol.V2Request(
-        inputs=[protocol.V2Input(name="image", datatype="FP32", shape=shape, data=data)]
-    )
+def _fp32(shape: list[int], data: list[object]) -> v2.V2Request:
+    return v2.V2Request(inputs=[v2.V2Input(name="image", datatype="FP32", shape=shape, data=data)])
 
 
 @pytest.mark.parametrize(
@@ -199,21 +200,17 @@ def _fp32(shape: list[int], data: list[object]) -> protocol.V2Request:
         (_fp32([1, 4, 4, 3], [float("nan")] + [0.0] * 47), "got 1 NaN or infinite values", "non_finite"),
         (_fp32([1, 4, 4, 3], [float("inf")] * 2 + [0.0] * 46), "got 2 NaN or infinite values", "non_finite"),
         (
-            protocol.V2Request(
-                inputs=[protocol.V2Input(name="image", datatype="INT32", shape=[1], data=[1])]
-            ),
+            v2.V2Request(inputs=[v2.V2Input(name="image", datatype="INT32", shape=[1], data=[1])]),
             "datatype 'BYTES' (encoded images) or 'FP32' (pixels), got 'INT32'",
             "wrong_dtype",
         ),
         (
-            protocol.V2Request(inputs=[protocol.V2Input(name="b", datatype="BYTES", shape=[2], data=[B64])]),
+            v2.V2Request(inputs=[v2.V2Input(name="b", datatype="BYTES", shape=[2], data=[B64])]),
             "Expected 2 images as the shape [2] says, got 1",
             "wrong_shape",
         ),
         (
-            protocol.V2Request(
-                inputs=[protocol.V2Input(name="b", datatype="BYTES", shape=[1, 2], data=[B64])]
-            ),
+            v2.V2Request(inputs=[v2.V2Input(name="b", datatype="BYTES", shape=[1, 2], data=[B64])]),
             "BYTES input shaped [N] (or [N, 1]), got [1, 2]",
             "wrong_shape",
         ),
@@ -229,9 +226,9 @@ def _fp32(shape: list[int], data: list[object]) -> protocol.V2Request:
         "bytes-shape",
     ],
 )
-def test_v2_bad_tensors(request_: protocol.V2Request, message: str, reason: str) -> None:
+def test_v2_bad_tensors(request_: v2.V2Request, message: str, reason: str) -> None:
     with pytest.raises(InvalidRequest) as info:
-        protocol.v2_batch(request_, height=4, width=4)
+        v2.to_batch(request_, height=4, width=4, limits=LIMITS)
     assert message in str(info.value)
     assert info.value.reason == reason
 
@@ -239,7 +236,7 @@ def test_v2_bad_tensors(request_: protocol.V2Request, message: str, reason: str)
 def test_v2_nan_literal_in_json_is_reported_as_nan() -> None:
     body = b'{"inputs": [{"name": "image", "datatype": "FP32", "shape": [1, 1, 1, 3], "data": [NaN, 0, 0]}]}'
     with pytest.raises(InvalidRequest, match="got 1 NaN or infinite values"):
-        protocol.v2_batch(protocol.parse_v2_body(body, headers={}), height=1, width=1)
+        v2.to_batch(v2.parse_body(body, headers={}), height=1, width=1, limits=LIMITS)
 
 
 @pytest.mark.parametrize(
@@ -254,8 +251,8 @@ def test_v2_nan_literal_in_json_is_reported_as_nan() -> None:
             "non-negative integers, got [-1]",
         ),
         (b'{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1]}]}', {}, 'carry "data" or binary data'),
-        (b"{}", {protocol.BINARY_HEADER: "ten"}, "to be an integer, got 'ten'"),
-        (b"{}", {protocol.BINARY_HEADER: "99"}, "between 1 and the body length 2, got 99"),
+        (b"{}", {v2.BINARY_HEADER: "ten"}, "to be an integer, got 'ten'"),
+        (b"{}", {v2.BINARY_HEADER: "99"}, "between 1 and the body length 2, got 99"),
     ],
     ids=[
         "empty",
@@ -269,7 +266,7 @@ def test_v2_nan_literal_in_json_is_reported_as_nan() -> None:
 )
 def test_v2_malformed_bodies(body: bytes, headers: dict[str, str], message: str) -> None:
     with pytest.raises(InvalidRequest) as info:
-        protocol.parse_v2_body(body, headers=headers)
+        v2.parse_body(body, headers=headers)
     assert message in str(info.value)
 
 
@@ -283,20 +280,20 @@ def test_v2_binary_size_beyond_the_body() -> None:
         b"1234",
     )
     with pytest.raises(InvalidRequest, match="binary_data_size to fit the 4 binary bytes left, got 100"):
-        protocol.parse_v2_body(body, headers=headers)
+        v2.parse_body(body, headers=headers)
 
 
 def test_v2_truncated_binary_element() -> None:
     raw = struct.pack("<I", 50) + b"short"
-    request = protocol.V2Request(inputs=[protocol.V2Input(name="b", datatype="BYTES", shape=[1], raw=raw)])
+    request = v2.V2Request(inputs=[v2.V2Input(name="b", datatype="BYTES", shape=[1], raw=raw)])
     with pytest.raises(InvalidRequest, match="Expected 50 bytes for binary element 0, got 5"):
-        protocol.v2_batch(request, height=4, width=4)
+        v2.to_batch(request, height=4, width=4, limits=LIMITS)
 
 
 def test_v2_batch_limit() -> None:
     request = _fp32([3, 1, 1, 3], [0.0] * 9)
     with pytest.raises(TooLarge, match="at most 2 images per request, got 3"):
-        protocol.v2_batch(request, height=1, width=1, limits=Limits(max_batch=2))
+        v2.to_batch(request, height=1, width=1, limits=Limits(max_batch=2))
 
 
 # -- answers ------------------------------------------------------------------------------------------------
@@ -308,7 +305,7 @@ GRADINGS = [
 
 
 def test_v1_response_shape() -> None:
-    answer = protocol.v1_response(GRADINGS, model="mobilenet", prediction_ms=9.61234, server_ms=14.2)
+    answer = v1.response(GRADINGS, model="mobilenet", prediction_ms=9.61234, server_ms=14.2)
     assert answer == {
         "predictions": [g.to_dict() for g in GRADINGS],
         "model": "mobilenet",
@@ -319,9 +316,7 @@ def test_v1_response_shape() -> None:
 
 
 def test_v2_response_shape() -> None:
-    answer = protocol.v2_response(
-        GRADINGS, model="mobilenet", request_id="r1", prediction_ms=9.6, server_ms=14.2
-    )
+    answer = v2.response(GRADINGS, model="mobilenet", request_id="r1", prediction_ms=9.6, server_ms=14.2)
     outputs = {output["name"]: output for output in answer["outputs"]}
     assert answer["id"] == "r1" and answer["model_name"] == "mobilenet"
     assert outputs["grade"] == {"name": "grade", "datatype": "INT64", "shape": [2], "data": [0, 3]}
@@ -343,7 +338,7 @@ def test_v2_response_shape() -> None:
 
 
 def test_sagemaker_response_shape() -> None:
-    answer = protocol.sagemaker_response(GRADINGS[1], request_s=0.0142, prediction_s=0.0096)
+    answer = sagemaker.response(GRADINGS[1], request_s=0.0142, prediction_s=0.0096)
     assert answer == {
         "predictions": [0.1, 0.1, 0.1, 0.6, 0.1],
         "requestLatency": 0.0142,
@@ -352,11 +347,11 @@ def test_sagemaker_response_shape() -> None:
 
 
 def test_v2_metadata_types() -> None:
-    assert protocol.v2_input_types(input_name="image", height=299, width=299) == [
+    assert v2.input_types(input_name="image", height=299, width=299) == [
         {"name": "image_bytes", "datatype": "BYTES", "shape": [-1]},
         {"name": "image", "datatype": "FP32", "shape": [-1, 299, 299, 3]},
     ]
-    assert [o["name"] for o in protocol.v2_output_types(num_classes=5)] == [
+    assert [o["name"] for o in v2.output_types(num_classes=5)] == [
         "grade",
         "probabilities",
         "referable",

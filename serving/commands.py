@@ -1,0 +1,87 @@
+"""``dr-serving serve``: the sub-command's flags (KServe's own parser as a parent) and its entry point."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+
+__all__ = ["register", "run"]
+
+#: Help for each limit flag (the flag is the field name with dashes; the variable is ``limits.ENVIRONMENT``).
+_LIMIT_HELP = {
+    "max_image_bytes": "Largest encoded image, bytes (also the body limit of raw-image routes)",
+    "max_image_pixels": "Most decoded pixels",
+    "max_decoded_bytes": "Most bytes one image may decode to (mode and bit depth considered)",
+    "max_aspect_ratio": "Largest longer/shorter side ratio",
+    "min_image_side": "Smallest image side, px",
+    "max_batch": "Most images per request",
+    "max_request_bytes": "Cap of the JSON/V2 body limit, bytes",
+    "decode_slots": "Images decoded at once",
+    "max_inflight": "Prediction requests served at once (503 beyond)",
+    "max_header_bytes": "Largest request header block, bytes (431 beyond)",
+    "header_timeout_seconds": "Time for the request headers to arrive, s (408 beyond)",
+    "body_timeout_seconds": "Time for the request body to arrive, s (408 beyond)",
+}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``dr-serving serve`` to the root parser; every KServe flag still works."""
+    from kserve import model_server
+
+    from serving.backends import BACKEND_KINDS
+    from serving.limits import ENVIRONMENT, Limits
+
+    parser = subparsers.add_parser(
+        "serve",
+        parents=[model_server.parser],
+        help="Serve a DR model with KServe (V1, V2, SageMaker routes) on one HTTP port.",
+        description="Serve a DR classifier with the KServe model server; KServe's own flags work too.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    group = parser.add_argument_group("dr-serving")
+    group.add_argument(
+        "--model-dir", required=True, help="Directory holding the SavedModel (and dr_model.json)."
+    )
+    group.add_argument(
+        "--model-name",
+        dest="model_name",
+        help="Name in the routes (default: the metadata's name, else the directory name).",
+    )
+    group.add_argument("--http-port", dest="http_port", type=int, help="Alias of --http_port.")
+    group.add_argument("--host", default="0.0.0.0", help="Address to bind (use 127.0.0.1 for local runs).")
+    group.add_argument("--backend", default="auto", choices=BACKEND_KINDS, help="Inference backend.")
+    group.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=argparse.SUPPRESS,
+        help="On SIGTERM, answer 503 on readiness routes but keep serving this long before shutting down "
+        "(default: $DR_DRAIN_SECONDS, else 0; the chart sets it for Kubernetes).",
+    )
+    defaults = Limits()
+    for field in fields(Limits):
+        variable = ENVIRONMENT[field.name]
+        group.add_argument(
+            "--" + field.name.replace("_", "-"),
+            type=float if field.type == "float" else int,
+            default=argparse.SUPPRESS,
+            help=f"{_LIMIT_HELP[field.name]} (default: ${variable}, else {getattr(defaults, field.name)}).",
+        )
+    # Our defaults for KServe's flags: the name comes from the model; one HTTP port, no gRPC.
+    parser.set_defaults(func=run, model_name=None, enable_grpc=False, http_port=8080)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Resolve the configuration, load the model, serve until SIGTERM/SIGINT; ``CliError`` on failure."""
+    from dr_cli.errors import CliError
+    from serving.errors import ModelLoadError
+    from serving.serve import ConfigError, ServeConfig, serve
+
+    try:
+        config = ServeConfig.from_args(args)
+    except ConfigError as exc:
+        raise CliError(str(exc), code=exc.code) from exc
+    try:
+        serve(config)
+    except ModelLoadError as exc:
+        raise CliError(str(exc)) from exc
+    return 0

@@ -1,0 +1,140 @@
+"""``ServeConfig`` (everything ``dr-serving serve`` needs, from flags and the environment) and ``serve``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import time
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from serving.limits import ENVIRONMENT, Limits
+from serving.metadata import ModelMetadata
+
+__all__ = ["ConfigError", "ServeConfig", "serve"]
+
+logger = logging.getLogger(__name__)
+
+
+class ConfigError(ValueError):
+    """A flag or environment variable of ``serve`` is wrong; ``code``: exit code (2 usage, 1 runtime)."""
+
+    def __init__(self, message: str, *, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServeConfig:
+    """What ``serve`` runs: the model, where to listen, the limits, the drain period and KServe's settings."""
+
+    model_dir: Path
+    model_name: str
+    limits: Limits
+    backend: str = "auto"
+    host: str = "0.0.0.0"
+    http_port: int = 8080
+    drain_seconds: float = 0.0
+    access_log_format: str | None = None
+    event_loop: str = "auto"
+    timeout_keep_alive: int = 65
+    enable_latency_logging: bool = False
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, env: Mapping[str, str] | None = None) -> ServeConfig:
+        """Resolve flags over ``env`` (default ``os.environ``) over defaults; ``ConfigError`` if wrong."""
+        env = os.environ if env is None else env
+        if getattr(args, "enable_grpc", False):
+            raise ConfigError(
+                "dr-serving serves HTTP only; drop --enable_grpc (the contract has one port, 8080)."
+            )
+        if getattr(args, "workers", 1) != 1:
+            raise ConfigError(
+                f"Expected --workers 1 (one registry per pod, kserve#2979), got {args.workers}."
+            )
+        try:
+            limits = Limits.from_env(env, **{name: getattr(args, name, None) for name in ENVIRONMENT})
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+        drain = getattr(args, "drain_seconds", None)
+        if drain is None:
+            raw = env.get("DR_DRAIN_SECONDS", "0") or "0"
+            try:
+                drain = float(raw)
+            except ValueError:
+                raise ConfigError(
+                    f"Expected DR_DRAIN_SECONDS to be a number of seconds, got {raw!r}."
+                ) from None
+        if not drain >= 0:
+            raise ConfigError(f"Expected a drain period of 0 s or more, got {drain!r}.")
+        model_dir = Path(args.model_dir)
+        if not model_dir.is_dir():
+            raise ConfigError(
+                f"Expected a model directory at {str(model_dir)!r}, but it does not exist.", code=1
+            )
+        try:
+            declared = ModelMetadata.load(model_dir)
+        except ValueError as exc:
+            raise ConfigError(str(exc), code=1) from exc
+        name = args.model_name or (declared.name if declared is not None else model_dir.resolve().name)
+        return cls(
+            model_dir=model_dir,
+            model_name=name,
+            limits=limits,
+            backend=args.backend,
+            host=args.host,
+            http_port=args.http_port,
+            drain_seconds=drain,
+            access_log_format=getattr(args, "access_log_format", None),
+            event_loop=getattr(args, "event_loop", "auto"),
+            timeout_keep_alive=getattr(args, "timeout_keep_alive", 65),
+            enable_latency_logging=getattr(args, "enable_latency_logging", False),
+        )
+
+
+def serve(config: ServeConfig) -> None:
+    """Load the model and serve it until SIGTERM/SIGINT; ``ModelLoadError`` for a model that does not load."""
+    from serving.http.kserve_app import DRModelServer
+    from serving.metrics import STARTUP_SECONDS
+    from serving.predictor import DRModel
+    from serving.process import configure_logging, exit_cleanly, process_start_time, tune_gc
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # KServe 0.21's app uses FastAPI's deprecated ORJSONResponse; the notice is not ours to act on.
+    warnings.filterwarnings("ignore", message="ORJSONResponse is deprecated")
+    started = process_start_time()
+    configure_logging()
+    model = DRModel(
+        config.model_name, model_dir=config.model_dir, backend=config.backend, limits=config.limits
+    )
+    signal.signal(signal.SIGTERM, exit_cleanly)
+    model.load()
+    startup = time.time() - started
+    assert model.backend is not None
+    STARTUP_SECONDS.labels(model=config.model_name, backend=model.backend.name).set(startup)
+    logger.info(
+        "Model %r ready %.2f s after process start; serving on %s:%d.",
+        config.model_name,
+        startup,
+        config.host,
+        config.http_port,
+    )
+    tune_gc()
+    server = DRModelServer(
+        host=config.host,
+        limits=config.limits,
+        drain_seconds=config.drain_seconds,
+        http_port=config.http_port,
+        access_log_format=config.access_log_format,
+        event_loop=config.event_loop,
+        timeout_keep_alive=config.timeout_keep_alive,
+        enable_latency_logging=config.enable_latency_logging,
+    )
+    try:
+        server.start([model])
+    finally:
+        model.stop()
