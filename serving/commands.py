@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``dr-serving serve`` to the root parser; every KServe flag still works."""
     from kserve import model_server
 
-    from serving.backends import BACKEND_KINDS
+    from serving.backends import BACKEND_KINDS, PRECISIONS
     from serving.limits import ENVIRONMENT, Limits
 
     parser = subparsers.add_parser(
@@ -50,6 +50,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     group.add_argument("--http-port", dest="http_port", type=int, help="Alias of --http_port.")
     group.add_argument("--host", default="0.0.0.0", help="Address to bind (use 127.0.0.1 for local runs).")
     group.add_argument("--backend", default="auto", choices=BACKEND_KINDS, help="Inference backend.")
+    group.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=argparse.SUPPRESS,
+        help="fp32 serves model.tflite or the SavedModel; int8 serves model.int8.tflite with LiteRT "
+        "(default: $DR_PRECISION, else fp32).",
+    )
     group.add_argument(
         "--drain-seconds",
         type=float,

@@ -82,11 +82,13 @@ class DRModel(Model):
         model_dir: str | os.PathLike[str],
         limits: Limits,
         backend: str = "auto",
+        precision: str = "fp32",
         node: NodeLabels | None = None,
     ) -> None:
         super().__init__(name, return_response_headers=True)
         self.model_dir = Path(model_dir)
         self.backend_kind = backend
+        self.precision = precision
         self.limits = limits
         self.node = node or node_labels()
         self.backend: Backend | None = None
@@ -102,7 +104,7 @@ class DRModel(Model):
             declared = ModelMetadata.load(self.model_dir) if self.model_dir.is_dir() else None
         except ValueError as exc:
             raise ModelLoadError(str(exc)) from exc
-        backend = load_backend(self.model_dir, declared, kind=self.backend_kind)
+        backend = load_backend(self.model_dir, declared, kind=self.backend_kind, precision=self.precision)
         metadata = describe_model(self.model_dir, declared, backend)
         height, width = metadata.input_size
         probabilities = backend.predict(np.zeros((1, height, width, 3), dtype=np.float32))

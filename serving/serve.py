@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from serving.backends import PRECISIONS
 from serving.limits import ENVIRONMENT, Limits
 from serving.metadata import ModelMetadata
 
@@ -36,6 +37,8 @@ class ServeConfig:
     model_name: str
     limits: Limits
     backend: str = "auto"
+    #: ``fp32`` or ``int8`` (``model.int8.tflite``): ``--precision``, else ``$DR_PRECISION``, else fp32.
+    precision: str = "fp32"
     host: str = "0.0.0.0"
     http_port: int = 8080
     drain_seconds: float = 0.0
@@ -81,11 +84,15 @@ class ServeConfig:
         except ValueError as exc:
             raise ConfigError(str(exc), code=1) from exc
         name = args.model_name or (declared.name if declared is not None else model_dir.resolve().name)
+        precision = getattr(args, "precision", None) or env.get("DR_PRECISION", "").strip() or "fp32"
+        if precision not in PRECISIONS:
+            raise ConfigError(f"Expected DR_PRECISION to be one of {list(PRECISIONS)!r}, got {precision!r}.")
         return cls(
             model_dir=model_dir,
             model_name=name,
             limits=limits,
             backend=args.backend,
+            precision=precision,
             host=args.host,
             http_port=args.http_port,
             drain_seconds=drain,
@@ -109,7 +116,11 @@ def serve(config: ServeConfig) -> None:
     started = process_start_time()
     configure_logging()
     model = DRModel(
-        config.model_name, model_dir=config.model_dir, backend=config.backend, limits=config.limits
+        config.model_name,
+        model_dir=config.model_dir,
+        backend=config.backend,
+        precision=config.precision,
+        limits=config.limits,
     )
     signal.signal(signal.SIGTERM, exit_cleanly)
     model.load()

@@ -3,6 +3,10 @@
 Kinds: ``savedmodel`` (TensorFlow signature call), ``litert`` (``model.tflite`` through the LiteRT
 interpreter), ``auto`` (LiteRT when ``model.tflite`` exists and TensorFlow is not installed, or there is no
 SavedModel; otherwise the SavedModel). Each backend's dependencies are imported only when it is chosen.
+
+Precisions (``--precision`` / ``DR_PRECISION``): ``fp32`` (default) serves ``model.tflite`` or the SavedModel;
+``int8`` serves ``model.int8.tflite`` (``dr-serving model convert --quantize int8``) with LiteRT, so ``auto``
+resolves to ``litert`` and ``savedmodel`` is refused.
 """
 
 from __future__ import annotations
@@ -14,22 +18,48 @@ import os
 from pathlib import Path
 
 from serving.backends.base import Backend, InputSpec
+from serving.backends.litert import INT8_TFLITE_FILENAME, TFLITE_FILENAME
 from serving.errors import ModelLoadError
 from serving.metadata import DEFAULT_CLASS_NAMES, InputInfo, ModelMetadata, OutputInfo
 
-__all__ = ["BACKEND_KINDS", "Backend", "InputSpec", "choose_kind", "describe_model", "load_backend"]
+__all__ = [
+    "BACKEND_KINDS",
+    "PRECISIONS",
+    "Backend",
+    "InputSpec",
+    "choose_kind",
+    "describe_model",
+    "load_backend",
+    "tflite_filename",
+]
 
 logger = logging.getLogger(__name__)
 
 #: Values accepted by ``--backend``.
 BACKEND_KINDS = ("auto", "savedmodel", "litert")
-TFLITE_FILENAME = "model.tflite"
+#: Values accepted by ``--precision`` / ``DR_PRECISION``.
+PRECISIONS = ("fp32", "int8")
 
 
-def choose_kind(model_dir: str | os.PathLike[str], *, kind: str = "auto") -> str:
-    """Resolve ``kind`` (``auto`` included) to ``savedmodel`` or ``litert`` for ``model_dir``."""
+def tflite_filename(precision: str) -> str:
+    """The LiteRT file of a model directory that serves ``precision``."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"Expected precision to be one of {list(PRECISIONS)!r}, got {precision!r}.")
+    return INT8_TFLITE_FILENAME if precision == "int8" else TFLITE_FILENAME
+
+
+def choose_kind(model_dir: str | os.PathLike[str], *, kind: str = "auto", precision: str = "fp32") -> str:
+    """Resolve ``kind`` (``auto`` included) to ``savedmodel`` or ``litert`` for a model and precision."""
     if kind not in BACKEND_KINDS:
         raise ValueError(f"Expected backend to be one of {list(BACKEND_KINDS)!r}, got {kind!r}.")
+    tflite_filename(precision)
+    if precision == "int8":
+        if kind == "savedmodel":
+            raise ValueError(
+                "Expected backend 'litert' or 'auto' for precision 'int8' (int8 models are LiteRT files), "
+                "got 'savedmodel'."
+            )
+        return "litert"
     if kind != "auto":
         return kind
     directory = Path(model_dir)
@@ -42,12 +72,24 @@ def choose_kind(model_dir: str | os.PathLike[str], *, kind: str = "auto") -> str
 
 
 def load_backend(
-    model_dir: str | os.PathLike[str], metadata: ModelMetadata | None, *, kind: str = "auto"
+    model_dir: str | os.PathLike[str],
+    metadata: ModelMetadata | None,
+    *,
+    kind: str = "auto",
+    precision: str = "fp32",
 ) -> Backend:
     """Load the model in ``model_dir`` with the chosen backend; ``ModelLoadError`` names what is wrong."""
     if not Path(model_dir).is_dir():
         raise ModelLoadError(f"Expected a model directory at {str(model_dir)!r}, but it does not exist.")
-    resolved = choose_kind(model_dir, kind=kind)
+    try:
+        resolved = choose_kind(model_dir, kind=kind, precision=precision)
+    except ValueError as exc:
+        raise ModelLoadError(str(exc)) from exc
+    if precision == "int8" and not (Path(model_dir) / INT8_TFLITE_FILENAME).is_file():
+        raise ModelLoadError(
+            f"Expected {INT8_TFLITE_FILENAME} in {str(model_dir)!r} for precision 'int8', but there is no "
+            f"such file; make it with: dr-serving model convert --quantize int8 {model_dir}"
+        )
     if resolved == "litert":
         try:
             from serving.backends.litert import LiteRTBackend
@@ -55,7 +97,7 @@ def load_backend(
             raise ModelLoadError(
                 f"Expected the LiteRT runtime for backend 'litert', but it is not installed ({exc})."
             ) from exc
-        return LiteRTBackend(model_dir, metadata=metadata)
+        return LiteRTBackend(Path(model_dir) / tflite_filename(precision), metadata=metadata)
     if importlib.util.find_spec("tensorflow") is None:
         raise ModelLoadError(
             "Expected TensorFlow for backend 'savedmodel', but it is not installed; "

@@ -21,12 +21,14 @@ from serving.backends.base import InputSpec
 from serving.errors import ModelLoadError
 from serving.metadata import ModelMetadata
 
-__all__ = ["TFLITE_FILENAME", "LiteRTBackend", "available_cpus"]
+__all__ = ["INT8_TFLITE_FILENAME", "TFLITE_FILENAME", "LiteRTBackend", "available_cpus"]
 
 logger = logging.getLogger(__name__)
 
 #: File name of the LiteRT model inside a model directory.
 TFLITE_FILENAME = "model.tflite"
+#: File name of the int8 LiteRT model (``dr-serving model convert --quantize int8``) inside a model directory.
+INT8_TFLITE_FILENAME = "model.int8.tflite"
 _DTYPES = {np.dtype(np.float32): "float32", np.dtype(np.float16): "float16", np.dtype(np.uint8): "uint8"}
 
 
@@ -117,6 +119,12 @@ class LiteRTBackend:
                 f"Expected output {self.output_name!r} to have {metadata.num_classes} classes "
                 f"as dr_model.json says, got {self.num_classes}."
             )
+        #: ``int8`` when the model computes with int8 tensors (however it was named), else ``fp32``.
+        self.precision = (
+            "int8"
+            if any(np.dtype(d["dtype"]) == np.int8 for d in self._interpreter.get_tensor_details())
+            else "fp32"
+        )
         self._batch = int(self._input["shape"][0])
         signature = self._input.get("shape_signature")
         # A model converted with a fixed batch (not -1) runs a larger batch one image at a time.

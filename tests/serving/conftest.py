@@ -56,3 +56,32 @@ def fundus_jpegs() -> list[bytes]:
 def fundus_png() -> bytes:
     """A 300 px synthetic fundus photo (grade 3) as PNG."""
     return encode_image(make_fundus_image(3, size=300, seed=11), "PNG")
+
+
+#: Small figures for the int8 fixture: bounded time, the guard still graded on held-out photos.
+INT8_CALIBRATION_SAMPLES = 16
+INT8_CHECK_SAMPLES = 40
+
+
+@pytest.fixture(scope="session")
+def mobilenet_int8_dir(mobilenet_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the MobileNet fixture with ``model.tflite`` and the guarded ``model.int8.tflite``."""
+    import shutil
+
+    from serving.metadata import ModelMetadata
+    from serving.zoo.convert import convert_model
+    from serving.zoo.quantize import check_seed, quantize_int8, synthetic_photos
+
+    target = tmp_path_factory.mktemp("int8") / "mobilenet"
+    shutil.copytree(mobilenet_dir, target, ignore=shutil.ignore_patterns("model.tflite*", "model.int8*"))
+    convert_model(target, samples=4)
+    metadata = ModelMetadata.load(target)
+    assert metadata is not None
+    quantize_int8(
+        target,
+        calibration=synthetic_photos(metadata, samples=INT8_CALIBRATION_SAMPLES, seed=0),
+        calibration_label=f"{INT8_CALIBRATION_SAMPLES} synthetic photos",
+        check=synthetic_photos(metadata, samples=INT8_CHECK_SAMPLES, seed=check_seed(0)),
+        check_label=f"{INT8_CHECK_SAMPLES} held-out synthetic photos",
+    )
+    return target
