@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from serving.cli import positive_int
+from dr_cli.types import non_negative_float, positive_int
 from serving.metadata import ModelMetadata
 
 __all__ = [
@@ -96,13 +96,9 @@ class ConversionReport:
 
 def sample_batch(metadata: ModelMetadata, *, samples: int = 16, seed: int = 0) -> np.ndarray:
     """Synthetic fundus photographs of every grade, preprocessed as the server would: float32 [N, H, W, 3]."""
-    from serving.preprocess import preprocess_image
-    from serving.zoo.synthetic import make_fundus_image
+    from serving.zoo.quantize import synthetic_photos
 
-    if samples < 1:
-        raise ValueError(f"samples must be a positive integer, got {samples!r}.")
-    images = [make_fundus_image(i % 5, size=384, seed=seed + i) for i in range(samples)]
-    return np.stack([preprocess_image(image, metadata) for image in images]).astype(np.float32)
+    return synthetic_photos(metadata, samples=samples, seed=seed)
 
 
 def compare(reference: np.ndarray, candidate: np.ndarray, *, tolerance: float) -> tuple[float, float, int]:
@@ -227,16 +223,6 @@ def _tf_version() -> str:
     return str(tf.__version__)
 
 
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
-
-
 def register(model_subparsers: argparse._SubParsersAction) -> None:
     """Add ``dr-serving model convert DIR [--out FILE] [--quantize {none,dynamic,int8}] …``."""
     from serving.zoo.quantize import DEFAULT_CALIBRATION_SAMPLES, DEFAULT_CHECK_SAMPLES
@@ -280,7 +266,7 @@ def register(model_subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--tolerance",
-        type=_non_negative_float,
+        type=non_negative_float,
         metavar="P",
         help="none/dynamic: largest allowed probability difference (default: 0.001, or 0.1 with dynamic)",
     )
@@ -319,7 +305,7 @@ def register(model_subparsers: argparse._SubParsersAction) -> None:
     )
     int8.add_argument(
         "--max-delta",
-        type=_non_negative_float,
+        type=non_negative_float,
         metavar="P",
         help="also require max |Δp| <= P on every held-out photo (default: reported only)",
     )
@@ -341,7 +327,7 @@ def _non_negative_int(text: str) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     """Run ``dr-serving model convert``."""
-    from serving.cli import CliError
+    from dr_cli.errors import CliError
 
     if args.quantize == "int8":
         return _run_int8(args)
@@ -372,8 +358,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def _run_int8(args: argparse.Namespace) -> int:
     """Run ``dr-serving model convert --quantize int8``."""
+    from dr_cli.errors import CliError
     from serving.backends.litert import INT8_TFLITE_FILENAME
-    from serving.cli import CliError
     from serving.zoo import quantize
 
     source: Path = args.model_dir

@@ -184,9 +184,13 @@ class QuantizationReport:
 
 def synthetic_photos(metadata: ModelMetadata, *, samples: int, seed: int) -> np.ndarray:
     """``samples`` synthetic fundus photos of every grade, preprocessed as the server would (float32)."""
-    from serving.zoo.convert import sample_batch
+    from serving.preprocess import preprocess_image
+    from serving.zoo.synthetic import make_fundus_image
 
-    return sample_batch(metadata, samples=samples, seed=seed)
+    if samples < 1:
+        raise ValueError(f"samples must be a positive integer, got {samples!r}.")
+    images = [make_fundus_image(i % 5, size=384, seed=seed + i) for i in range(samples)]
+    return np.stack([preprocess_image(image, metadata) for image in images]).astype(np.float32)
 
 
 def photos_from_dir(

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dr_cli.main import main
 from serving.backends.litert import LiteRTBackend
-from serving.cli import main
 from serving.imaging import decode_image
 from serving.metadata import ModelMetadata
 from serving.preprocess import preprocess_image
