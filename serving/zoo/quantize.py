@@ -198,6 +198,7 @@ def photos_from_dir(
 ) -> np.ndarray:
     """The photos in ``directory`` (sorted by name), decoded and preprocessed as the server would."""
     from serving.imaging import decode_image
+    from serving.limits import Limits
     from serving.preprocess import preprocess_image
 
     folder = Path(directory)
@@ -208,10 +209,14 @@ def photos_from_dir(
         files = files[:limit]
     if not files:
         raise ValueError(f"Expected photos ({', '.join(IMAGE_SUFFIXES)}) in {str(folder)!r}, found none.")
+    # The server's own path (``DRModel._images_to_tensor``): decode within its limits, reduced while decoding
+    # to the input size, then crop, resize and scale.
+    limits = Limits.from_env()
     arrays = []
     for path in files:
         try:
-            arrays.append(preprocess_image(decode_image(path.read_bytes()), metadata))
+            image = decode_image(path.read_bytes(), limits=limits, downscale_to=metadata.input_size)
+            arrays.append(preprocess_image(image, metadata))
         except ValueError as exc:
             raise ValueError(f"Could not prepare {str(path)!r} as a photo: {exc}") from exc
     return np.stack(arrays).astype(np.float32)

@@ -14,6 +14,7 @@ from serving.backends.litert import LiteRTBackend
 from serving.errors import ModelLoadError
 from serving.imaging import decode_image
 from serving.launcher import PredictorProcess
+from serving.limits import Limits
 from serving.metadata import ModelMetadata
 from serving.preprocess import preprocess_image
 from serving.zoo.synthetic import encode_image, make_fundus_image
@@ -66,7 +67,9 @@ def test_int8_is_served_over_http_when_asked(mobilenet_int8_dir: Path, tmp_path:
     jpeg = encode_image(make_fundus_image(3, size=256, seed=7), "JPEG")
     metadata = ModelMetadata.load(mobilenet_int8_dir)
     assert metadata is not None
-    batch = preprocess_image(decode_image(jpeg), metadata)[None]
+    batch = preprocess_image(decode_image(jpeg, limits=Limits(), downscale_to=metadata.input_size), metadata)[
+        None
+    ]
     int8 = LiteRTBackend(mobilenet_int8_dir / "model.int8.tflite", metadata=metadata).predict(batch)[0]
     fp32 = LiteRTBackend(mobilenet_int8_dir / "model.tflite", metadata=metadata).predict(batch)[0]
     assert np.abs(int8 - fp32).max() > 1e-4  # the two files answer measurably differently

@@ -12,6 +12,7 @@ import pytest
 from dr_cli.main import main
 from serving.backends.litert import LiteRTBackend
 from serving.imaging import decode_image
+from serving.limits import Limits
 from serving.metadata import ModelMetadata
 from serving.preprocess import preprocess_image
 from serving.zoo.quantize import Guard, _counts_to_try, agreement, photos_from_dir
@@ -67,7 +68,12 @@ def test_calibration_photos_are_prepared_as_the_server_prepares_them(
     assert metadata is not None
     photos = photos_from_dir(photo_dir, metadata)
     assert photos.shape == (12, 224, 224, 3) and photos.dtype == np.float32
-    first = preprocess_image(decode_image((photo_dir / "eye-00.png").read_bytes()), metadata)
+    first = preprocess_image(
+        decode_image(
+            (photo_dir / "eye-00.png").read_bytes(), limits=Limits(), downscale_to=metadata.input_size
+        ),
+        metadata,
+    )
     np.testing.assert_array_equal(photos[0], first)
     with pytest.raises(ValueError, match="found none"):
         photos_from_dir(tmp_path, metadata)
