@@ -19,6 +19,12 @@ PREDICTOR_ENV = {
     "DR_NODE_NAME": "test-node",
     "DR_MAX_IMAGE_BYTES": "2000000",
     "DR_MAX_BATCH": "4",
+    # Small wire limits so that the tests of timeouts, decoding budgets and concurrency run in seconds.
+    "DR_MAX_DECODED_BYTES": str(64 * 1024 * 1024),
+    "DR_HEADER_TIMEOUT_SECONDS": "2",
+    "DR_BODY_TIMEOUT_SECONDS": "2",
+    "DR_MAX_HEADER_BYTES": "16384",
+    "DR_MAX_INFLIGHT": "6",
 }
 #: Flags win over the environment.
 PREDICTOR_ARGS = ("--max-image-pixels=20000000",)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from serving.fundus import DiscBox, ben_graham, circular_mask, crop_to_disc, locate_disc
+from serving.fundus import DiscBox, ben_graham, circular_mask, crop_resize_to_disc, crop_to_disc, locate_disc
 from serving.zoo.synthetic import make_fundus_image
 
 
@@ -44,6 +44,42 @@ def test_clipped_disc_is_padded_with_black() -> None:
     assert width == height
     assert width >= 790
     assert np.asarray(cropped)[2, width // 2].max() == 0  # padding above the clipped edge
+
+
+@pytest.mark.parametrize(
+    ("size", "box"),
+    [
+        ((1000, 600), (200, -100, 1000, 700)),
+        ((1200, 800), (500, 100, 1100, 700)),
+        ((500, 1200), (0, 300, 500, 800)),
+    ],
+    ids=["clipped-top-bottom", "off-centre", "tall"],
+)
+def test_crop_resize_matches_crop_then_resize(size: tuple[int, int], box: tuple[int, int, int, int]) -> None:
+    """Cropping inside the image and padding after resizing gives the old full-resolution square's result."""
+    photo = _disc_photo(*size, box)
+    expected = np.asarray(
+        crop_to_disc(photo).resize((224, 224), Image.Resampling.BILINEAR, reducing_gap=3.0), dtype=np.int16
+    )
+    got = np.asarray(crop_resize_to_disc(photo, size=(224, 224)), dtype=np.int16)
+    assert got.shape == expected.shape == (224, 224, 3)
+    # Identical inside; the seam between image and padding may move by one output pixel.
+    assert np.mean(np.abs(got - expected) > 8) < 0.02
+
+
+def test_crop_resize_never_builds_the_padded_square(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A thin image's disc square is its long side squared; only the part inside the image is resized."""
+    photo = _disc_photo(400, 1000, (0, 300, 400, 700))
+    calls = []
+    original = Image.Image.resize
+
+    def spy(self: Image.Image, size: tuple[int, int], *args: object, **kwargs: object) -> Image.Image:
+        calls.append(self.size)
+        return original(self, size, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "resize", spy)
+    crop_resize_to_disc(photo, size=(224, 224))
+    assert calls and max(w * h for w, h in calls) <= 400 * 1000
 
 
 def test_all_black_or_all_bright_images_are_left_alone() -> None:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -136,3 +140,78 @@ def test_beyond_pillows_own_bomb_limit_is_too_large() -> None:
 def test_tiny_image_is_refused() -> None:
     with pytest.raises(InvalidImage, match=r"at least 32 pixels on each side, got 31x200"):
         decode_image(_encode(Image.new("RGB", (31, 200)), "PNG"), limits=LIMITS)
+
+
+# -- issue 11: memory bounded by design, integrity of what is graded -------------------------------------
+
+
+def test_a_large_16_bit_png_decodes_in_a_bounded_peak(tmp_path: Path) -> None:
+    """The issue's 6300² 16-bit PNG cost ~980 MiB (int64 conversion); now its decoded size + little."""
+    script = tmp_path / "decode.py"
+    script.write_text(
+        "import io, resource, sys\n"
+        "import numpy as np\n"
+        "from PIL import Image\n"
+        "pixels = np.zeros((6300, 6300), dtype=np.uint16); pixels[1000:5000, 1000:5000] = 40000\n"
+        "buffer = io.BytesIO(); Image.fromarray(pixels).save(buffer, 'PNG'); data = buffer.getvalue()\n"
+        "del pixels\n"
+        "from serving.imaging import decode_image\n"
+        "from serving.limits import Limits\n"
+        "import gc; gc.collect()\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "image = decode_image(data, limits=Limits(), downscale_to=(224, 224))\n"
+        "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "print(image.mode, image.size[0], image.size[1], (after - before) // 1024)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, check=True)
+    mode, width, height, peak_mib = out.stdout.split()
+    assert (mode, int(width), int(height)) == ("RGB", 450, 450)
+    # Derived bound: the decoded 16-bit image (6300² × 2 B = 76 MiB) plus the small reduced copy.
+    assert int(peak_mib) < 110, f"peak grew by {peak_mib} MiB"
+
+
+@pytest.mark.parametrize(("width", "height"), [(64, 12800), (1000, 2600), (2600, 1000)])
+def test_aspect_ratios_no_fundus_photo_has_are_refused_before_decoding(width: int, height: int) -> None:
+    with pytest.raises(InvalidImage) as info:
+        decode_image(_encode(Image.new("RGB", (width, height)), "PNG"), limits=LIMITS)
+    assert info.value.reason == "bad_aspect_ratio"
+    assert f"got {width}x{height}" in str(info.value)
+
+
+def test_the_decoded_bytes_budget_counts_the_mode() -> None:
+    limits = Limits(max_decoded_bytes=1_000_000)
+    decode_image(_encode(Image.new("L", (900, 900)), "PNG"), limits=limits)  # 810 kB as L
+    with pytest.raises(TooLarge) as info:
+        decode_image(_encode(Image.new("RGBA", (900, 900)), "PNG"), limits=limits)  # 3.2 MB as RGBA
+    assert info.value.reason == "too_many_decoded_bytes"
+    assert "900x900 in mode RGBA = 3240000 bytes" in str(info.value)
+
+
+def _with_height(data: bytes, height: int) -> bytes:
+    sof = data.find(b"\xff\xc0")
+    return data[: sof + 5] + height.to_bytes(2, "big") + data[sof + 7 :]
+
+
+@pytest.mark.parametrize(("delta", "warning"), [(40, "premature end of data"), (-40, "extraneous bytes")])
+def test_a_jpeg_with_a_changed_height_is_not_graded(delta: int, warning: str) -> None:
+    data = _encode(_gradient(400, 300), "JPEG")
+    with pytest.raises(InvalidImage) as info:
+        decode_image(_with_height(data, 300 + delta), limits=LIMITS)
+    assert info.value.reason == "corrupt_image"
+    assert warning in str(info.value)
+
+
+def test_large_jpegs_are_scaled_down_inside_the_decoder() -> None:
+    data = _encode(_gradient(4000, 3000), "JPEG")
+    image = decode_image(data, limits=LIMITS, downscale_to=(224, 224))
+    assert image.size == (
+        1000,
+        750,
+    )  # 2/8 of 4000x3000: the fewest eighths keeping the shorter side >= 2 x 224
+    assert decode_image(data, limits=LIMITS).size == (4000, 3000)
+
+
+def test_large_pngs_are_reduced_right_after_decoding() -> None:
+    image = decode_image(_encode(_gradient(2000, 1500), "PNG"), limits=LIMITS, downscale_to=(224, 224))
+    assert image.size == (667, 500)  # reduce(3): the shorter side stays >= 448

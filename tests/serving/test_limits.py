@@ -62,6 +62,21 @@ def test_unknown_override_is_a_type_error() -> None:
         Limits.from_env({}, max_images=3)
 
 
-def test_body_limit_covers_a_full_base64_batch() -> None:
+def test_body_limit_covers_a_full_base64_batch_up_to_a_small_cap() -> None:
     limits = Limits(max_image_bytes=300, max_batch=2)
     assert limits.max_body_bytes >= 2 * 400
+    # The defaults (32 images of 20 MiB) would allow 853 MiB; the cap keeps a JSON body at 32 MiB.
+    assert Limits().max_body_bytes == Limits().max_request_bytes == 32 * 1024 * 1024
+
+
+def test_wire_limits_read_numbers_and_refuse_nonsense() -> None:
+    limits = Limits.from_env(
+        {"DR_BODY_TIMEOUT_SECONDS": "2.5", "DR_MAX_INFLIGHT": "3"}, header_timeout_seconds=1
+    )
+    assert (limits.body_timeout_seconds, limits.max_inflight, limits.header_timeout_seconds) == (2.5, 3, 1)
+    with pytest.raises(ValueError, match="Expected DR_BODY_TIMEOUT_SECONDS to be a number, got 'soon'"):
+        Limits.from_env({"DR_BODY_TIMEOUT_SECONDS": "soon"})
+    with pytest.raises(ValueError, match="max_aspect_ratio to be 1 or more"):
+        Limits(max_aspect_ratio=0.5)
+    with pytest.raises(ValueError, match="header_timeout_seconds to be a positive number"):
+        Limits(header_timeout_seconds=0)

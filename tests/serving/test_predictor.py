@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,45 @@ def test_metadata_class_count_must_match_the_model(foreign_savedmodel_dir: Path,
     with pytest.raises(ModelLoadError) as info:
         DRModel("m", model_dir=model_dir, limits=Limits()).load()
     assert "to have 2 classes as dr_model.json says, got 5" in str(info.value)
+
+
+class _SleepingBackend:
+    """A real backend whose every call also sleeps a known time (to pin down the phase definitions)."""
+
+    def __init__(self, backend: object, seconds: float) -> None:
+        self._backend, self.seconds = backend, seconds
+        self.name = "sleeping"
+
+    def predict(self, batch: object) -> object:
+        time.sleep(self.seconds)
+        return self._backend.predict(batch)  # type: ignore[attr-defined]
+
+
+def test_the_time_split_puts_queueing_in_queue_and_only_the_backend_call_in_prediction(
+    foreign_savedmodel_dir: Path,
+) -> None:
+    """Three requests at once on the one inference thread: each call takes ≥ 0.3 s, the k-th waits k calls."""
+    model = DRModel("foreign", model_dir=foreign_savedmodel_dir, node=NODE, limits=Limits())
+    model.load()
+    sleep = 0.3
+    model.backend = _SleepingBackend(model.backend, sleep)  # type: ignore[assignment]
+    image = encode_image(make_fundus_image(1, size=224, seed=1), "PNG")
+
+    async def three() -> list[dict[str, str]]:
+        answers = await asyncio.gather(
+            *(model(image, headers={"content-type": "image/png"}) for _ in range(3))
+        )
+        return [headers for _, headers in answers]
+
+    headers = asyncio.run(three())
+    model.stop()
+    prediction = [float(h["X-DR-Prediction-Ms"]) for h in headers]
+    queue = sorted(float(h["X-DR-Queue-Ms"]) for h in headers)
+    assert all(sleep * 1000 <= p < sleep * 1000 + 500 for p in prediction), prediction
+    assert queue[0] < 100, queue  # the first call waits for nobody
+    for k in (1, 2):  # the k-th call waits for the k calls before it, each at least `sleep`
+        assert queue[k] >= k * sleep * 1000 - 5, queue
+        assert queue[k] < k * (sleep * 1000 + 500), queue
+    for h in headers:
+        assert float(h["X-DR-Decode-Ms"]) > 0 and float(h["X-DR-Postprocess-Ms"]) > 0
+        assert float(h["X-DR-Server-Ms"]) >= float(h["X-DR-Queue-Ms"]) + float(h["X-DR-Prediction-Ms"])

@@ -342,6 +342,14 @@ def test_metrics_count_exactly(
     assert delta("dr_batch_size_sum", model=MODEL) == 4
     assert delta("dr_rejected_requests_total", model=MODEL, reason="undecodable") == 1
     assert delta("request_predict_seconds_count", model_name=MODEL) == 2
+    for phase in ("body", "decode", "queue", "prediction", "postprocess"):
+        assert delta("dr_request_phase_seconds_count", model=MODEL, phase=phase) == 2
+    # The prediction phase is the backend call: the same observations as dr_inference_batch_seconds.
+    assert delta("dr_request_phase_seconds_sum", model=MODEL, phase="prediction") == pytest.approx(
+        delta("dr_inference_batch_seconds_sum", **labels)
+    )
+    for name in ("X-DR-Body-Ms", "X-DR-Decode-Ms", "X-DR-Queue-Ms", "X-DR-Postprocess-Ms"):
+        assert float(response.headers[name]) >= 0
     info = {"model": MODEL, "backend": "savedmodel", "architecture": "mobilenet", "mode": "local", **node}
     assert _value(after, "dr_model_info", **info) == 1
     load = _value(after, "dr_model_load_seconds", model=MODEL, backend="savedmodel")
