@@ -26,7 +26,7 @@ COMMAND_MODULES: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("serving.commands", ("serve",), "serve"),
     ("serving.bench", ("bench",), "serve,tf"),
     ("loadtest.commands", ("lab", "demo"), "lab"),
-    ("loadtest.deploy_cli", ("deploy",), "lab"),
+    ("dr_deploy.commands", ("deploy",), "lab"),
 )
 
 #: Our top-level packages; one missing entirely is tolerated (the image ships ``serving`` and ``dr_cli``).

@@ -11,8 +11,10 @@ NAMESPACE ?= dr-serving
 FLAVOUR ?= lite
 # Values file(s) for `make deploy` (kind by default; pass your own for EKS).
 DEPLOY_VALUES ?= charts/dr-serving/ci/kind-values.yaml
-# Extra arguments for `helm upgrade --install`, e.g. DEPLOY_ARGS="--set mode=standard".
+# Extra --set arguments for `helm upgrade --install` and preflight, e.g. DEPLOY_ARGS="--set mode=standard".
 DEPLOY_ARGS ?=
+# 0 = skip `dr-serving deploy preflight` before `make deploy` installs (it exits 1 on any problem it finds).
+PREFLIGHT ?= 1
 # Seconds `make deploy` waits for every InferenceService to be Ready.
 DEPLOY_TIMEOUT ?= 600
 # 1 = also apply the fast scale-to-zero autoscaler config (cold-start experiments).
@@ -56,7 +58,10 @@ kind-load: ## Re-tag dr-serving/predictor:<version>-<FLAVOUR> as kind.local/... 
 	@kind load docker-image 'kind.local/$(CLUSTER_IMAGE)' --name '$(KIND_CLUSTER)'
 
 .PHONY: deploy
-deploy: tools ## Install or upgrade the chart (DEPLOY_VALUES, default ci/kind-values.yaml) and wait until every InferenceService is Ready.
+deploy: tools ## Check the cluster (deploy preflight), install or upgrade the chart (DEPLOY_VALUES) and wait until every InferenceService is Ready.
+	@echo ">> dr-serving deploy preflight (PREFLIGHT=0 skips it)"
+	@if [ "$(PREFLIGHT)" != 0 ]; then $(DR) deploy preflight --namespace '$(NAMESPACE)' --release '$(RELEASE)' \
+	  $(foreach f,$(DEPLOY_VALUES),-f $(f)) --set image.flavour=$(FLAVOUR) $(DEPLOY_ARGS); fi
 	@echo ">> helm upgrade --install $(RELEASE) $(CHART_DIR) -n $(NAMESPACE) -f $(DEPLOY_VALUES) --set image.flavour=$(FLAVOUR) $(DEPLOY_ARGS)"
 	@"$(HELM)" upgrade --install '$(RELEASE)' '$(CHART_DIR)' --namespace '$(NAMESPACE)' --create-namespace \
 	  $(foreach f,$(DEPLOY_VALUES),-f $(f)) --set image.flavour=$(FLAVOUR) $(DEPLOY_ARGS)

@@ -128,7 +128,7 @@ def _local_cold(
 def _cluster_cold(
     campaign: Campaign, target: Target, options: argparse.Namespace, session: requests.Session
 ) -> dict:
-    from loadtest import cluster
+    from dr_deploy import cluster
 
     api = cluster.api_client()
     namespace = options.namespace or target.extra.get("namespace") or "dr-serving"

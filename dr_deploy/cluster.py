@@ -1,7 +1,8 @@
-"""Cluster knowledge for the load lab, built on the ``kubernetes`` client.
+"""Cluster knowledge for ``dr-serving deploy`` and the load lab, built on the ``kubernetes`` client.
 
 - ``list_inference_services`` / ``wait_ready``: the release's InferenceServices and their Ready condition.
-- ``endpoints``: one ``Endpoint`` per (model x pool): the ingress URL to send to, the Host header to route by.
+- ``endpoints``: one ``Endpoint`` per (model x pool): Knative mode, the ingress URL to send to and the Host
+  header to route by; Standard mode, the in-cluster Service URL and the port-forward that reaches it.
 - ``wait_scaled_to_zero``: block until a Knative revision has no pods (the start of a cold-start measurement).
 - ``pod_timeline`` / ``pod_timelines``: pod condition timestamps as a ``PodTimeline`` whose durations split a
   cold start into scheduling, init (storage initializer), container start (image pull) and model load.
@@ -33,13 +34,15 @@ __all__ = [
     "pod_timeline",
     "pod_timelines",
     "release_selector",
+    "revision_min_scale",
     "revision_pods",
     "wait_ready",
     "wait_scaled_to_zero",
 ]
 
 GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
-CHART_NAME = "dr-serving"
+KNATIVE_GROUP, KNATIVE_VERSION = "serving.knative.dev", "v1"
+MIN_SCALE = "autoscaling.knative.dev/min-scale"
 PREDICTOR_CONTAINER = "kserve-container"
 #: Kourier on kind (kind-config.yaml maps its NodePort here).
 DEFAULT_INGRESS_URL = "http://127.0.0.1:8080"
@@ -62,8 +65,12 @@ def api_client(*, kubeconfig: str | None = None, context: str | None = None) -> 
 
 
 def release_selector(release: str | None) -> str:
-    """Label selector for the chart's InferenceServices, of one release or of all."""
-    selector = f"app.kubernetes.io/name={CHART_NAME},app.kubernetes.io/component=predictor"
+    """Label selector for the chart's InferenceServices, of one release or of all.
+
+    Selects on the release (``app.kubernetes.io/instance``) and the component, never on the chart name, which
+    ``nameOverride`` changes; ``dr-serving/model`` is a label only this chart sets.
+    """
+    selector = "app.kubernetes.io/component=predictor,dr-serving/model"
     return f"{selector},app.kubernetes.io/instance={release}" if release else selector
 
 
@@ -79,6 +86,7 @@ class InferenceServiceState:
     mode: str
     ready: bool
     url: str | None
+    address_url: str | None
     reason: str | None
     latest_ready_revision: str | None
     env: dict[str, str]
@@ -101,6 +109,7 @@ class InferenceServiceState:
             mode=labels.get("dr-serving/mode", "unknown"),
             ready=ready.get("status") == "True",
             url=status.get("url"),
+            address_url=(status.get("address") or {}).get("url"),
             reason=ready.get("message") or ready.get("reason"),
             latest_ready_revision=predictor.get("latestReadyRevision"),
             env=env,
@@ -148,7 +157,14 @@ def wait_ready(
 
 @dataclass(frozen=True, kw_only=True)
 class Endpoint:
-    """How to reach one (model x pool): POST to ``url`` + route with the ``host`` header (Knative ingress)."""
+    """How to reach one (model x pool).
+
+    Knative mode: POST to ``url`` (the ingress) with the ``host`` header (from ``status.url``). Standard mode:
+    KServe's ``status.url`` (``<isvc>-<namespace>.<domain>``) is served by an Ingress of class ``istio``
+    (kserve v0.20.0 reconcilers/ingress/kube_ingress_reconciler.go:106-141), which Kourier does not serve, so
+    ``url`` is the in-cluster Service (``status.address.url``), ``host`` is None and ``port_forward`` is the
+    command that makes it reachable on 127.0.0.1:8081.
+    """
 
     inference_service: str
     model: str
@@ -161,6 +177,7 @@ class Endpoint:
     url: str
     host: str | None
     service_url: str | None
+    port_forward: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A plain mapping in the form load-lab target files use."""
@@ -174,25 +191,40 @@ def endpoints(
     release: str | None = None,
     ingress_url: str = DEFAULT_INGRESS_URL,
 ) -> list[Endpoint]:
-    """One endpoint per InferenceService: ``ingress_url`` plus the host of its ``status.url``."""
+    """One endpoint per InferenceService: Knative, ``ingress_url`` plus the host of its ``status.url``;
+    Standard, its in-cluster address and the port-forward to reach it (see ``Endpoint``)."""
     found = []
     for state in list_inference_services(api, namespace, release=release):
         price = state.env.get("DR_PRICE_PER_HOUR")
-        found.append(
-            Endpoint(
-                inference_service=state.name,
-                model=state.model,
-                pool=state.pool,
-                arch=state.arch,
-                mode=state.mode,
-                instance_type=state.env.get("DR_INSTANCE_TYPE", "unknown"),
-                memory_profile=state.env.get("DR_MEMORY_PROFILE"),
-                price_per_hour=float(price) if price else None,
-                url=ingress_url.rstrip("/"),
-                host=urlsplit(state.url).hostname if state.url else None,
-                service_url=state.url,
+        common = {
+            "inference_service": state.name,
+            "model": state.model,
+            "pool": state.pool,
+            "arch": state.arch,
+            "mode": state.mode,
+            "instance_type": state.env.get("DR_INSTANCE_TYPE", "unknown"),
+            "memory_profile": state.env.get("DR_MEMORY_PROFILE"),
+            "price_per_hour": float(price) if price else None,
+        }
+        if state.mode == "standard":
+            found.append(
+                Endpoint(
+                    **common,
+                    url=state.address_url or f"http://{state.name}-predictor.{namespace}.svc.cluster.local",
+                    host=None,
+                    service_url=state.url,
+                    port_forward=f"kubectl -n {namespace} port-forward svc/{state.name}-predictor 8081:80",
+                )
             )
-        )
+        else:
+            found.append(
+                Endpoint(
+                    **common,
+                    url=ingress_url.rstrip("/"),
+                    host=urlsplit(state.url).hostname if state.url else None,
+                    service_url=state.url,
+                )
+            )
     return found
 
 
@@ -205,6 +237,18 @@ def latest_revision(api: client.ApiClient, namespace: str, name: str) -> str:
             f"InferenceService {name!r} has no ready Knative revision (Standard mode, or not Ready yet?)."
         )
     return revision
+
+
+def revision_min_scale(api: client.ApiClient, namespace: str, revision: str) -> int:
+    """The revision's ``autoscaling.knative.dev/min-scale`` (0 when unset)."""
+    obj = client.CustomObjectsApi(api).get_namespaced_custom_object(
+        KNATIVE_GROUP, KNATIVE_VERSION, namespace, "revisions", revision
+    )
+    value = ((obj.get("metadata") or {}).get("annotations") or {}).get(MIN_SCALE, "0")
+    try:
+        return int(value)
+    except ValueError:
+        return 0
 
 
 def revision_pods(api: client.ApiClient, namespace: str, revision: str) -> list[client.V1Pod]:
@@ -226,8 +270,18 @@ def wait_scaled_to_zero(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> float:
-    """Wait until a revision (default: the latest of ``name``) has no pods; returns the seconds waited."""
+    """Wait until a revision (default: the latest of ``name``) has no pods; returns the seconds waited.
+
+    Fails at once (ValueError) when the revision keeps a floor of pods: its
+    ``autoscaling.knative.dev/min-scale`` annotation, which KServe writes from ``minReplicas``, is above 0.
+    """
     revision = revision or latest_revision(api, namespace, name)
+    floor = revision_min_scale(api, namespace, revision)
+    if floor > 0:
+        raise ValueError(
+            f"Revision {revision!r} keeps at least {floor} pod(s) ({MIN_SCALE}: {floor}); it never scales to "
+            f"zero. Install with knative.minReplicas=0."
+        )
     start = clock()
     while True:
         pods = revision_pods(api, namespace, revision)

@@ -1,4 +1,4 @@
-"""``loadtest.release`` (pyhelm3 + bin/helm) and the release side of ``dr-serving deploy``.
+"""``dr_deploy.release`` (pyhelm3 + bin/helm) and the release side of ``dr-serving deploy``.
 
 pyhelm3 renders must equal what the helm CLI renders from the same values files. The ``cluster``-marked test
 runs a full cycle on a live cluster with KServe (install, wait Ready, predict through the ingress, uninstall).
@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from dr_cli.main import main
-from loadtest.release import CHART_DIR, ReleaseManager, ReleaseSpec, default_helm, merge_values
+from dr_deploy.release import CHART_DIR, ReleaseManager, ReleaseSpec, default_helm, merge_values
 
 CI = CHART_DIR / "ci"
 
@@ -183,7 +183,7 @@ def test_full_cycle_on_a_live_cluster(tmp_path: Path) -> None:
     """Install on kind, wait until Ready, send one real prediction per endpoint, then uninstall."""
     import httpx
 
-    from loadtest import cluster
+    from dr_deploy import cluster
 
     manager = ReleaseManager()
     spec = ReleaseSpec(name="dr-e2e", namespace="dr-e2e", values_files=(CI / "kind-values.yaml",))

@@ -2,6 +2,7 @@
 
     dr-serving deploy install|upgrade [-f VALUES]... [--set KEY=VALUE]... [--wait]
     dr-serving deploy uninstall | template [-f VALUES]...
+    dr-serving deploy preflight [-f VALUES]... [--set KEY=VALUE]...   (one line per problem with its fix)
     dr-serving deploy wait | endpoints [--output table|yaml|json]     (the release's InferenceServices)
     dr-serving deploy wait-zero NAME | pod-timeline NAME              (cold-start measurements)
 
@@ -20,6 +21,8 @@ from typing import Any
 
 import yaml
 
+from dr_cli.errors import CliError
+
 __all__ = ["parse_set", "register"]
 
 DEFAULT_NAMESPACE = "dr-serving"
@@ -27,8 +30,6 @@ DEFAULT_RELEASE = "dr-serving"
 
 
 def _error(message: str, *, code: int = 1) -> Exception:
-    from serving.cli import CliError
-
     return CliError(message, code=code)
 
 
@@ -53,7 +54,7 @@ def parse_set(assignments: Sequence[str]) -> dict[str, Any]:
 
 
 def _cluster_api(args: argparse.Namespace) -> Any:
-    from loadtest.cluster import api_client
+    from dr_deploy.cluster import api_client
 
     try:
         return api_client(kubeconfig=args.kubeconfig, context=args.context)
@@ -62,7 +63,7 @@ def _cluster_api(args: argparse.Namespace) -> Any:
 
 
 def _spec(args: argparse.Namespace) -> Any:
-    from loadtest.release import ReleaseSpec
+    from dr_deploy.release import ReleaseSpec
 
     return ReleaseSpec(
         name=args.release,
@@ -74,7 +75,7 @@ def _spec(args: argparse.Namespace) -> Any:
 
 
 def _manager(args: argparse.Namespace) -> Any:
-    from loadtest.release import ReleaseManager
+    from dr_deploy.release import ReleaseManager
 
     # pyhelm3 logs each failed helm command as a warning; the one-line error below already says what failed.
     logging.getLogger("pyhelm3").setLevel(logging.ERROR)
@@ -129,8 +130,28 @@ def _template(args: argparse.Namespace) -> int:
     return _guard(run)
 
 
+def _preflight(args: argparse.Namespace) -> int:
+    from dr_deploy.preflight import check, requirements
+
+    def run() -> int:
+        spec = _spec(args)
+        needs = requirements(_manager(args).template(spec), spec.namespace)
+        problems = check(_cluster_api(args), needs)
+        for problem in problems:
+            print(problem.line())
+        if problems:
+            raise _error(f"preflight found {len(problems)} problem(s); fix them before `helm install`.")
+        checked = "KServe, " + (
+            "Knative flags and image resolution" if needs.mode == "knative" else "metrics-server"
+        )
+        print(f"preflight: no problems ({checked}, nodes for {len(needs.pools)} InferenceService(s), PVCs).")
+        return 0
+
+    return _guard(run)
+
+
 def _wait(args: argparse.Namespace) -> int:
-    from loadtest.cluster import wait_ready
+    from dr_deploy.cluster import wait_ready
 
     def run() -> int:
         states = wait_ready(_cluster_api(args), args.namespace, release=args.release, timeout=args.timeout)
@@ -143,7 +164,7 @@ def _wait(args: argparse.Namespace) -> int:
 
 
 def _endpoints(args: argparse.Namespace) -> int:
-    from loadtest.cluster import endpoints
+    from dr_deploy.cluster import endpoints
 
     def run() -> int:
         found = endpoints(
@@ -156,14 +177,19 @@ def _endpoints(args: argparse.Namespace) -> int:
             sys.stdout.write(yaml.safe_dump({"endpoints": rows}, sort_keys=False))
         else:
             for e in found:
-                print(f"{e.model:<12} {e.pool:<10} {e.mode:<9} {e.url}  Host: {e.host or '-'}")
+                reach = (
+                    f"Host: {e.host or '-'}"
+                    if e.port_forward is None
+                    else f"(from outside: {e.port_forward})"
+                )
+                print(f"{e.model:<12} {e.pool:<10} {e.mode:<9} {e.url}  {reach}")
         return 0
 
     return _guard(run)
 
 
 def _wait_zero(args: argparse.Namespace) -> int:
-    from loadtest.cluster import wait_scaled_to_zero
+    from dr_deploy.cluster import wait_scaled_to_zero
 
     def run() -> int:
         waited = wait_scaled_to_zero(_cluster_api(args), args.namespace, args.name, timeout=args.timeout)
@@ -174,7 +200,7 @@ def _wait_zero(args: argparse.Namespace) -> int:
 
 
 def _pod_timeline(args: argparse.Namespace) -> int:
-    from loadtest.cluster import pod_timelines
+    from dr_deploy.cluster import pod_timelines
 
     def run() -> int:
         timelines = pod_timelines(_cluster_api(args), args.namespace, args.name)
@@ -204,7 +230,7 @@ def _add_cluster_arguments(parser: argparse.ArgumentParser, *, release_default: 
 
 
 def _add_release_arguments(parser: argparse.ArgumentParser, *, values: bool = True) -> None:
-    from loadtest.release import CHART_DIR
+    from dr_deploy.release import CHART_DIR
 
     _add_cluster_arguments(parser, release_default=DEFAULT_RELEASE)
     parser.add_argument("--helm", help="helm executable (default: bin/helm, else helm on PATH)")
@@ -253,6 +279,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_release_arguments(command)
     command.add_argument("--output", "-o", choices=("yaml", "json"), default="yaml", help="output format")
     command.set_defaults(func=_template)
+
+    command = commands.add_parser(
+        "preflight",
+        help="check the cluster for what would keep the release from running (exit 1 if anything)",
+    )
+    _add_release_arguments(command)
+    command.set_defaults(func=_preflight)
 
     command = commands.add_parser("wait", help="wait until every InferenceService of the release is Ready")
     _add_cluster_arguments(command, release_default=None)

@@ -1,4 +1,4 @@
-"""``loadtest.cluster`` and the cluster side of ``dr-serving deploy``, against a real kubernetes ApiClient.
+"""``dr_deploy.cluster`` and the cluster side of ``dr-serving deploy``, against a real kubernetes ApiClient.
 
 The client's connection pool is replaced by ``Replay``, which answers each request from the JSON files in
 ``recorded/`` (see recorded/README.md) and keeps the requests it saw, so URLs, query parameters and the
@@ -7,62 +7,25 @@ client's own model deserialisation are exercised as against an API server.
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import urllib3
 import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from replay import RECORDED, api_with
 
 from dr_cli.main import main
-from loadtest import cluster, deploy_cli
+from dr_deploy import cluster, commands
 from loadtest.targets import parse_targets
 
-RECORDED = Path(__file__).with_name("recorded")
 ISVC_PATH = "/apis/serving.kserve.io/v1beta1/namespaces/dr/inferenceservices"
 PODS_PATH = "/api/v1/namespaces/dr/pods"
+REVISIONS_PATH = "/apis/serving.knative.dev/v1/namespaces/dr/revisions"
 GRAVITON = "dr-serving-mobilenet-graviton"
-
-
-class Replay:
-    """A urllib3-like pool answering (method, path) with recorded files in order (the last repeats)."""
-
-    def __init__(self, routes: dict[tuple[str, str], list[str]]) -> None:
-        self.routes = {key: list(files) for key, files in routes.items()}
-        self.requests: list[tuple[str, str, dict[str, list[str]]]] = []
-
-    def request(self, method: str, url: str, **kwargs: object) -> urllib3.HTTPResponse:
-        """Answer one request from the recorded files."""
-        parts = urlsplit(url)
-        self.requests.append((method, parts.path, parse_qs(parts.query)))
-        files = self.routes.get((method, parts.path))
-        if not files:
-            raise AssertionError(f"Unexpected request {method} {parts.path}")
-        name = files.pop(0) if len(files) > 1 else files[0]
-        body = (RECORDED / name).read_bytes()
-        status = json.loads(body).get("code", 200) if json.loads(body).get("kind") == "Status" else 200
-        return urllib3.HTTPResponse(
-            body=io.BytesIO(body),
-            status=status,
-            reason="OK" if status == 200 else "Not Found",
-            headers={"Content-Type": "application/json"},
-            preload_content=False,
-        )
-
-
-def api_with(routes: dict[tuple[str, str], list[str]]) -> tuple[client.ApiClient, Replay]:
-    """A real ApiClient for https://127.0.0.1:6443 whose transport replays ``routes``."""
-    configuration = client.Configuration(host="https://127.0.0.1:6443")
-    api = client.ApiClient(configuration)
-    replay = Replay(routes)
-    api.rest_client.pool_manager = replay
-    return api, replay
+REVISION = f"{GRAVITON}-predictor-00001"
 
 
 class Clock:
@@ -98,7 +61,7 @@ def test_list_inference_services_reads_labels_status_and_env() -> None:
     ((method, path, query),) = replay.requests
     assert (method, path) == ("GET", ISVC_PATH)
     assert query["labelSelector"] == [
-        "app.kubernetes.io/name=dr-serving,app.kubernetes.io/component=predictor,app.kubernetes.io/instance=dr-serving"
+        "app.kubernetes.io/component=predictor,dr-serving/model,app.kubernetes.io/instance=dr-serving"
     ]
 
 
@@ -175,6 +138,7 @@ def test_wait_scaled_to_zero_watches_the_latest_revision() -> None:
     api, replay = api_with(
         {
             ("GET", f"{ISVC_PATH}/{GRAVITON}"): ["inferenceservice-mobilenet-graviton.json"],
+            ("GET", f"{REVISIONS_PATH}/{REVISION}"): ["revision-scale-to-zero.json"],
             ("GET", PODS_PATH): [
                 "pods-revision-running.json",
                 "pods-revision-running.json",
@@ -197,6 +161,7 @@ def test_wait_scaled_to_zero_times_out_naming_the_pods() -> None:
     api, _ = api_with(
         {
             ("GET", f"{ISVC_PATH}/{GRAVITON}"): ["inferenceservice-mobilenet-graviton.json"],
+            ("GET", f"{REVISIONS_PATH}/{REVISION}"): ["revision-scale-to-zero.json"],
             ("GET", PODS_PATH): ["pods-revision-running.json"],
         }
     )
@@ -253,7 +218,7 @@ def test_api_errors_reach_the_caller() -> None:
 def cli_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[tuple[str, str], list[str]]]:
     """Routes for the ApiClient that ``dr-serving deploy`` builds (instead of one from a kubeconfig)."""
     routes: dict[tuple[str, str], list[str]] = {}
-    monkeypatch.setattr(deploy_cli, "_cluster_api", lambda args: api_with(routes)[0])
+    monkeypatch.setattr(commands, "_cluster_api", lambda args: api_with(routes)[0])
     yield routes
 
 
@@ -292,11 +257,71 @@ def test_cli_api_error_is_one_line(cli_api, capsys: pytest.CaptureFixture[str]) 
 
 def test_wait_scaled_to_zero_accepts_a_given_revision() -> None:
     """With ``revision=`` no InferenceService lookup is made; the given revision's pods are watched."""
-    api, replay = api_with({("GET", PODS_PATH): ["pods-empty.json"]})
+    api, replay = api_with(
+        {
+            ("GET", f"{REVISIONS_PATH}/r-00002"): ["revision-scale-to-zero.json"],
+            ("GET", PODS_PATH): ["pods-empty.json"],
+        }
+    )
     clock = Clock()
     waited = cluster.wait_scaled_to_zero(
         api, "dr", GRAVITON, revision="r-00002", clock=clock, sleep=clock.sleep
     )
     assert waited == 0
-    ((_, path, query),) = replay.requests
+    (_, (_, path, query)) = replay.requests
     assert (path, query["labelSelector"]) == (PODS_PATH, ["serving.knative.dev/revision=r-00002"])
+
+
+def test_wait_scaled_to_zero_fails_at_once_when_min_scale_keeps_pods() -> None:
+    """Finding 17: a revision with min-scale 1 never reaches zero: say so at once, not after the timeout."""
+    api, replay = api_with(
+        {
+            ("GET", f"{ISVC_PATH}/{GRAVITON}"): ["inferenceservice-mobilenet-graviton.json"],
+            ("GET", f"{REVISIONS_PATH}/{REVISION}"): ["revision-min-scale-1.json"],
+        }
+    )
+    clock = Clock()
+    with pytest.raises(
+        ValueError, match=r"keeps at least 1 pod\(s\) \(autoscaling.knative.dev/min-scale: 1\)"
+    ):
+        cluster.wait_scaled_to_zero(api, "dr", GRAVITON, timeout=900, clock=clock, sleep=clock.sleep)
+    assert clock.sleeps == []
+    assert [path for _, path, _ in replay.requests] == [
+        f"{ISVC_PATH}/{GRAVITON}",
+        f"{REVISIONS_PATH}/{REVISION}",
+    ]
+
+
+def test_release_selector_ignores_the_chart_name() -> None:
+    """Finding 16: nameOverride changes app.kubernetes.io/name, so the selector never uses it."""
+    selector = cluster.release_selector("lab")
+    assert "app.kubernetes.io/name" not in selector
+    assert selector.split(",") == [
+        "app.kubernetes.io/component=predictor",
+        "dr-serving/model",
+        "app.kubernetes.io/instance=lab",
+    ]
+
+
+def test_release_selector_matches_a_renamed_chart() -> None:
+    """The labels of an InferenceService rendered (real helm) with nameOverride satisfy the selector."""
+    from dr_deploy.release import ReleaseManager, ReleaseSpec
+
+    objects = ReleaseManager().template(ReleaseSpec(namespace="dr", values={"nameOverride": "retina"}))
+    labels = next(o for o in objects if o["kind"] == "InferenceService")["metadata"]["labels"]
+    assert labels["app.kubernetes.io/name"] == "retina"
+    for term in cluster.release_selector("dr-serving").split(","):
+        key, _, value = term.partition("=")
+        assert key in labels and (not value or labels[key] == value)
+
+
+def test_standard_endpoints_are_the_cluster_service_and_a_port_forward() -> None:
+    """Finding 6: Standard mode's status.url is an istio-class Ingress host Kourier never serves (KServe
+    <isvc>-<ns>.<domain>); the endpoint is the in-cluster Service and the port-forward that reaches it."""
+    api, _ = api_with({("GET", ISVC_PATH): ["inferenceservices-standard.json"]})
+    (endpoint,) = cluster.endpoints(api, "dr", release="dr-serving")
+    assert endpoint.mode == "standard"
+    assert endpoint.service_url == f"http://{GRAVITON}-dr.example.com"
+    assert endpoint.url == f"http://{GRAVITON}-predictor.dr.svc.cluster.local"
+    assert endpoint.host is None
+    assert endpoint.port_forward == f"kubectl -n dr port-forward svc/{GRAVITON}-predictor 8081:80"
