@@ -22,3 +22,17 @@ serve: model ## Serve MODEL_DIR on SERVE_HOST:PORT until Ctrl-C (V1, V2, SageMak
 .PHONY: bench
 bench: models ## Benchmark bare vs served prediction, loopback overhead and the matmul roofline; writes runs/bench-*.json.
 	@$(DR) bench --models $(BENCH_MODELS) --requests $(BENCH_REQUESTS) --model-root $(or $(MODELS_DIR),models)
+
+# Cases of the hypothesis generator in `make fuzz` (make test runs 300).
+FUZZ_EXAMPLES ?= 5000
+# schemathesis examples per API operation in `make fuzz`.
+SCHEMATHESIS_EXAMPLES ?= 500
+
+.PHONY: fuzz
+fuzz: setup ## Fuzz a local predictor for minutes (hypothesis over every route + schemathesis on its OpenAPI); fails on any 5xx.
+	@DR_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) DR_SCHEMATHESIS_EXAMPLES=$(SCHEMATHESIS_EXAMPLES) \
+	  $(PY) -m pytest tests/serving/test_fuzz.py -m 'fuzz or not fuzz' -p no:cacheprovider -q -s
+
+.PHONY: soak
+soak: setup ## 64 clients for 2 minutes plus worst-case memory steps on a local predictor; RSS and fd report in runs/.
+	@$(PY) -m pytest tests/serving/test_soak.py -m soak -p no:cacheprovider -q -s
