@@ -30,9 +30,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from loadtest.emulation import LocalFleet
 from loadtest.exporter import LabExporter
 from loadtest.images import ImageSource
-from loadtest.prometheus_local import LocalPrometheus, PrometheusError, query_quantiles
+from loadtest.prometheus_local import LocalPrometheus, PrometheusError, run_quantiles, run_window
 from loadtest.recorder import RequestRecorder
-from loadtest.summary import group_stats, read_requests, step_stats, write_summary
+from loadtest.summary import RunSummary, group_stats, read_requests, step_stats
 from loadtest.targets import Target
 from loadtest.users import LoadUser, TargetUser, user_class_for
 
@@ -49,9 +49,6 @@ class _DeadGreenletNoise(logging.Filter):
 
 
 logging.getLogger("locust.runners").addFilter(_DeadGreenletNoise())
-
-#: Seconds an ``increase()`` window on a long-lived Prometheus reaches back before the run.
-WINDOW_MARGIN_S = 30.0
 
 
 def make_run_dir(out: str | Path, scenario: str) -> Path:
@@ -76,11 +73,13 @@ class Campaign:
     run_dir: Path
     environment_label: str
     protocol: str = "v1"
+    seed: int = 0
     fleet: LocalFleet | None = None
     prometheus: LocalPrometheus | None = None
     prometheus_url: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
-    extras: dict[str, Any] = field(default_factory=dict)
+    cold_start: list[dict[str, Any]] = field(default_factory=list)
+    """Per cold request, where its time went (the cold-start scenario fills it)."""
     quiet: bool = False
 
     def __post_init__(self) -> None:
@@ -220,61 +219,47 @@ class Campaign:
         if url is None:
             return None
         end = time.time()
-        result: dict[str, Any] = {"url": url, "local": self.prometheus is not None, "at": end}
         try:
             if self.prometheus is not None:
                 self.prometheus.wait_for_scrape(after=end)
-                window = None
-                result["method"] = "instant query over the campaign's cumulative buckets"
+                at, window = time.time(), None
             else:
-                window = end - self.started + WINDOW_MARGIN_S
-                result["method"] = f"instant query of increase() over the campaign window ({window:.0f} s)"
-            matchers = f'scenario="{self.scenario}",outcome="success"'
-            result["request_seconds"] = query_quantiles(
-                url, metric="drlab_request_seconds", matchers=matchers, window_s=window, at=time.time()
-            )
-            result["server_prediction_seconds"] = query_quantiles(
-                url,
-                metric="drlab_server_prediction_seconds",
-                matchers=f'scenario="{self.scenario}"',
-                window_s=window,
-                at=time.time(),
-            )
-            result["predictor_batch_seconds"] = query_quantiles(
-                url, metric="dr_inference_batch_seconds", window_s=window, at=time.time()
+                at, window = run_window(self.started, end, now=time.time())
+            result = run_quantiles(
+                url, scenario=self.scenario, at=at, window_s=window, local=self.prometheus is not None
             )
         except PrometheusError as exc:
-            result["error"] = str(exc)
+            result = {"url": url, "local": self.prometheus is not None, "at": end, "error": str(exc)}
             self.say(f"[yellow]Prometheus: {exc}")
         (self.run_dir / "prometheus.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         return result
 
-    def finish(self) -> dict[str, Any]:
-        """Query Prometheus, close the listeners and write ``summary.json``; returns the summary."""
+    def finish(self) -> RunSummary:
+        """Query Prometheus, close the listeners and write ``summary.json`` (the run's statistics, once)."""
         prometheus = self.query_prometheus()
         self._write_locust_stats()
         self.environment.events.quitting.fire(environment=self.environment, reverse=True)
         self.finished = time.time()
         rows = read_requests(self.run_dir / "requests.csv")
-        summary = {
-            "scenario": self.scenario,
-            "environment": self.environment_label,
-            "started": datetime.fromtimestamp(self.started, UTC).isoformat(timespec="seconds"),
-            "finished": datetime.fromtimestamp(self.finished, UTC).isoformat(timespec="seconds"),
-            "duration_s": round(self.finished - self.started, 3),
-            "started_unix": round(self.started, 3),
-            "finished_unix": round(self.finished, 3),
-            "protocol": self.protocol,
-            "images": self.images.description,
-            "settings": self.settings,
-            "targets": [t.to_dict() for t in self.targets],
-            "requests": len(rows),
-            "groups": group_stats(rows),
-            "steps": step_stats(rows) if self.scenario in {"ramp", "shape"} else [],
-            **self.extras,
-            "prometheus": prometheus,
-        }
-        write_summary(self.run_dir / "summary.json", summary)
+        summary = RunSummary(
+            scenario=self.scenario,
+            environment=self.environment_label,
+            started=datetime.fromtimestamp(self.started, UTC).isoformat(timespec="seconds"),
+            finished=datetime.fromtimestamp(self.finished, UTC).isoformat(timespec="seconds"),
+            duration_s=round(self.finished - self.started, 3),
+            started_unix=round(self.started, 3),
+            finished_unix=round(self.finished, 3),
+            protocol=self.protocol,
+            images=self.images.description,
+            settings=self.settings,
+            targets=tuple(self.targets),
+            requests=len(rows),
+            groups=tuple(group_stats(rows, self.targets)),
+            steps=tuple(step_stats(rows)) if self.scenario in {"ramp", "shape"} else (),
+            cold_start=tuple(self.cold_start),
+            prometheus=prometheus,
+        )
+        summary.write(self.run_dir / "summary.json")
         return summary
 
 

@@ -15,8 +15,8 @@ from dr_cli.errors import CliError
 from dr_cli.types import comma_list, positive_int
 from loadtest.launch import find_run_dir, run_campaign_process
 from loadtest.scenarios import SCENARIOS
-from loadtest.scenarios.options import add_scenario_arguments
-from loadtest.targets import Target, load_targets
+from loadtest.scenarios.options import SCENARIO_OPTIONS, UsageError
+from loadtest.spec import CampaignSpec
 
 __all__ = ["register"]
 
@@ -88,7 +88,7 @@ def register(subparsers: Any) -> None:
     for name in SCENARIOS:
         parser = scenarios.add_parser(name, help=f"the {name} scenario")
         _add_common_arguments(parser)
-        add_scenario_arguments(name, parser)
+        SCENARIO_OPTIONS[name].add_arguments(parser.add_argument_group(f"{name} options"))
         parser.set_defaults(func=_run_command)
     report = lab_commands.add_parser("report", help="write report.md/report.html for a run folder")
     report.add_argument("run_dir", metavar="RUN_DIR", help="a run folder, or 'latest' (newest under --runs)")
@@ -115,41 +115,13 @@ def register(subparsers: Any) -> None:
     demo.set_defaults(func=_demo_command)
 
 
-def _check_run_options(options: argparse.Namespace) -> None:
-    """Reject bad usage in this process (exit 2) before any child is started."""
-    if options.targets:
-        try:
-            load_targets(options.targets)
-        except ValueError as exc:
-            raise CliError(str(exc), code=2) from exc
-    elif options.url:
-        try:
-            Target(model=options.model, url=options.url)
-        except ValueError as exc:
-            raise CliError(str(exc), code=2) from exc
-    else:
-        from loadtest.emulation import DEFAULT_POOLS
-
-        unknown = [p for p in options.pools or () if p not in DEFAULT_POOLS]
-        if unknown:
-            raise CliError(
-                f"Unknown emulated pool(s) {unknown!r}; choose from {sorted(DEFAULT_POOLS)!r}.", code=2
-            )
-        for spec in options.model_dir or [str(Path("models") / "mobilenet")]:
-            path = Path(spec.partition("=")[2] or spec)
-            if not path.is_dir():
-                raise CliError(
-                    f"Model directory {str(path)!r} does not exist; build one with "
-                    f"'dr-serving model build --arch mobilenet --out {path}' or pass --model-dir.",
-                    code=2,
-                )
-    if options.images and not Path(options.images).is_dir():
-        raise CliError(f"Image folder {options.images!r} does not exist.", code=2)
-
-
 def _run_command(options: argparse.Namespace) -> int:
-    _check_run_options(options)
-    run_dir = run_campaign_process(vars(options))
+    try:
+        spec = CampaignSpec.from_args(options)
+        spec.check()
+    except UsageError as exc:
+        raise CliError(str(exc), code=2) from exc
+    run_dir = run_campaign_process(spec)
     print(f"Run folder: {run_dir}")
     return 0
 
@@ -174,4 +146,13 @@ def _report_command(options: argparse.Namespace) -> int:
 def _demo_command(options: argparse.Namespace) -> int:
     from loadtest.demo import run_demo
 
-    return run_demo(options)
+    return run_demo(
+        model_dir=Path(options.model_dir),
+        train_synthetic=options.train_synthetic,
+        epochs=options.epochs,
+        seed=options.seed,
+        requests=options.requests,
+        interval=options.interval,
+        out=Path(options.out),
+        prometheus=options.prometheus,
+    )

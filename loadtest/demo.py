@@ -4,8 +4,6 @@ total latency. Without Debian's ``prometheus`` binary it runs without Prometheus
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import shutil
 from pathlib import Path
@@ -14,14 +12,17 @@ from rich.table import Table
 
 from loadtest.launch import run_campaign_process
 from loadtest.report.render import make_console
+from loadtest.scenarios.options import WarmUpOptions
+from loadtest.spec import CampaignSpec, LocalTargets, PrometheusSpec, ReportSpec
+from loadtest.summary import RunSummary
 
 __all__ = ["demo_table", "run_demo"]
 
 
-def demo_table(summary: dict) -> Table:
+def demo_table(summary: RunSummary) -> Table:
     """The demo's table: server prediction time vs total latency (p50/p95) per target, warm requests only."""
     table = Table(
-        title=f"Warm-up: server prediction time vs total latency (ms) — {summary['environment']}",
+        title=f"Warm-up: server prediction time vs total latency (ms) — {summary.environment}",
         title_justify="left",
     )
     for name in (
@@ -34,30 +35,36 @@ def demo_table(summary: dict) -> Table:
         "prediction/total",
     ):
         table.add_column(name, justify="left" if name == "target" else "right")
-    for group in summary["groups"]:
-        if group["phase"] != "warm":
+    for group in summary.groups:
+        if group.phase != "warm":
             continue
-        pred, total = group["server_prediction_ms"], group["client_ms"]
-        share = f"{pred['p50'] / total['p50']:.2f}" if pred["p50"] and total["p50"] else "–"
+        pred, total = group.server_prediction_ms, group.client_ms
+        share = f"{pred.p50 / total.p50:.2f}" if pred.p50 and total.p50 else "–"
         table.add_row(
-            group["target"],
-            str(group["requests"]),
-            *(
-                f"{v:.1f}" if v is not None else "–"
-                for v in (pred["p50"], pred["p95"], total["p50"], total["p95"])
-            ),
+            group.target,
+            str(group.requests),
+            *(f"{v:.1f}" if v is not None else "–" for v in (pred.p50, pred.p95, total.p50, total.p95)),
             share,
         )
     return table
 
 
-def run_demo(options: argparse.Namespace) -> int:
+def run_demo(
+    *,
+    model_dir: Path,
+    train_synthetic: int,
+    epochs: int,
+    seed: int,
+    requests: int,
+    interval: float,
+    out: Path,
+    prometheus: bool,
+) -> int:
     """Run the demo end to end; returns the exit code."""
     console = make_console(soft_wrap=True)
-    model_dir = Path(options.model_dir)
     console.print(
         f">> model: building or reusing mobilenet in {model_dir} (synthetic training: "
-        f"{options.train_synthetic} images)",
+        f"{train_synthetic} images)",
         highlight=False,
     )
     from serving.zoo import build_model
@@ -65,14 +72,13 @@ def run_demo(options: argparse.Namespace) -> int:
     build_model(
         "mobilenet",
         model_dir,
-        train_synthetic=options.train_synthetic,
-        epochs=options.epochs,
-        seed=options.seed,
+        train_synthetic=train_synthetic,
+        epochs=epochs,
+        seed=seed,
         verbose=1,
     )
     from loadtest.emulation import DEFAULT_POOLS
 
-    prometheus = options.prometheus
     if (
         prometheus
         and shutil.which("prometheus", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/usr/bin") is None
@@ -84,36 +90,19 @@ def run_demo(options: argparse.Namespace) -> int:
         )
         prometheus = False
 
-    spec = argparse.Namespace(
-        scenario="warm-up",
-        targets=None,
-        local=True,
-        url=None,
-        model_dir=[f"mobilenet={model_dir}"],
-        pools=[next(iter(DEFAULT_POOLS))],
-        model="mobilenet",
-        protocol="v1",
-        images=None,
-        image_count=10,
-        image_size=512,
-        seed=options.seed,
-        out=options.out,
-        prometheus=prometheus,
-        prometheus_url=None,
-        report=True,
-        quiet=False,
-        print_report=False,
-        requests=options.requests,
-        interval=options.interval,
-        discard=1,
+    spec = CampaignSpec(
+        scenario=WarmUpOptions(requests=requests, interval=interval),
+        targets=LocalTargets(models={"mobilenet": model_dir}, pools=(next(iter(DEFAULT_POOLS)),)),
+        seed=seed,
+        out=out,
+        prometheus=PrometheusSpec(start=prometheus),
+        report=ReportSpec(print=False),
     )
     console.print(
-        f">> warm-up: 1 discarded + {options.requests} requests, {options.interval:g} s apart "
-        "(published: 25 at 5 s)",
+        f">> warm-up: 1 discarded + {requests} requests, {interval:g} s apart (published: 25 at 5 s)",
         highlight=False,
     )
-    run_dir = run_campaign_process(vars(spec))
-    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
-    console.print(demo_table(summary))
+    run_dir = run_campaign_process(spec)
+    console.print(demo_table(RunSummary.read(run_dir / "summary.json")))
     console.print(f"Run folder: {run_dir}  (report: {run_dir / 'report.html'})", highlight=False)
     return 0

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loadtest.targets import Target
+from serving.metrics import normalise_arch
 
 if TYPE_CHECKING:
     from serving.launcher import PredictorProcess
@@ -28,8 +29,7 @@ ENVIRONMENT = f"emulation ({os.cpu_count()}-core machine, no cluster)"
 
 def machine_arch() -> str:
     """This machine's CPU architecture in Kubernetes spelling (``amd64``, ``arm64``)."""
-    machine = platform.machine().lower()
-    return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
+    return normalise_arch(platform.machine())
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -2,38 +2,35 @@
 
 Locust monkey-patches the process at import time, so a campaign never runs in the ``dr-serving`` process
 itself (which also serves and builds models): ``run_campaign_process`` starts ``python -m loadtest.run`` with
-the campaign as JSON and returns the run folder it wrote. ``loadtest.commands`` and ``loadtest.demo`` both use
-it.
+the campaign's ``CampaignSpec`` as JSON and returns the run folder it wrote. ``loadtest.commands`` and
+``loadtest.demo`` both use it.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from dr_cli.errors import CliError
+from loadtest.spec import CampaignSpec
 
 __all__ = ["find_run_dir", "run_campaign_process"]
 
 
-def run_campaign_process(options: dict[str, Any]) -> Path:
+def run_campaign_process(spec: CampaignSpec) -> Path:
     """Run a campaign in a fresh, gevent-patched interpreter; returns the run folder."""
     with tempfile.TemporaryDirectory(prefix="drlab-") as tmp:
         result = Path(tmp) / "run_dir"
-        spec = {k: v for k, v in options.items() if k != "func"}
-        spec["result_file"] = str(result)
         env = {k: v for k, v in os.environ.items() if k != "LOCUST_SKIP_MONKEY_PATCH"}
         completed = subprocess.run(
-            [sys.executable, "-m", "loadtest.run", json.dumps(spec)], env=env, check=False
+            [sys.executable, "-m", "loadtest.run", spec.to_json(), str(result)], env=env, check=False
         )
         if completed.returncode != 0 or not result.exists():
             raise CliError(
-                f"The {options['scenario']} campaign failed (exit code {completed.returncode}); see above.",
+                f"The {spec.scenario_name} campaign failed (exit code {completed.returncode}); see above.",
                 code=completed.returncode or 1,
             )
         return Path(result.read_text(encoding="utf-8"))

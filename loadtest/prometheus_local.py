@@ -17,7 +17,6 @@ instead.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -29,7 +28,21 @@ from typing import Any
 import httpx
 import yaml
 
-__all__ = ["LocalPrometheus", "PrometheusError", "ScrapeTarget", "quantile_query", "query_quantiles"]
+from serving.launcher import free_port
+
+__all__ = [
+    "WINDOW_MARGIN_S",
+    "LocalPrometheus",
+    "PrometheusError",
+    "ScrapeTarget",
+    "quantile_query",
+    "query_quantiles",
+    "run_quantiles",
+    "run_window",
+]
+
+#: Seconds an ``increase()`` window on a long-lived Prometheus reaches back before the run.
+WINDOW_MARGIN_S = 30.0
 
 
 class PrometheusError(RuntimeError):
@@ -44,12 +57,6 @@ class ScrapeTarget:
     address: str
     labels: dict[str, str] = field(default_factory=dict)
     path: str = "/metrics"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _parse_time(text: str) -> float:
@@ -122,7 +129,7 @@ class LocalPrometheus:
         self._work_dir = Path(tempfile.mkdtemp(prefix="drlab-prometheus-"))
         config_path = self._work_dir / "prometheus.yml"
         config_path.write_text(yaml.safe_dump(self.config(), sort_keys=False), encoding="utf-8")
-        self.port = _free_port()
+        self.port = free_port()
         log = self.log_path.open("ab") if self.log_path else subprocess.DEVNULL
         self._process = subprocess.Popen(
             [
@@ -249,6 +256,44 @@ def query_quantiles(
         {**row, "queries": {f"p{round(q * 100)}": e for q, e in queries.items()}, "buckets": buckets}
         for row in rows.values()
     ]
+
+
+def run_window(started: float, finished: float, *, now: float) -> tuple[float, float]:
+    """``(at, window_s)`` for a long-lived Prometheus: evaluate after the scrape that follows the run (at
+    most a minute later), over a window that starts with the scrape before it."""
+    at = min(now, finished + 60.0)
+    return at, at - started + WINDOW_MARGIN_S
+
+
+def run_quantiles(
+    url: str, *, scenario: str, at: float, window_s: float | None, local: bool
+) -> dict[str, Any]:
+    """One run's quantiles (``prometheus.json``): client latency and server prediction time as the lab
+    exporter saw them, and the predictors' own batch time. ``window_s`` None = the cumulative buckets of a
+    Prometheus that lived exactly as long as the run."""
+    if window_s is None:
+        method = "instant query over the campaign's cumulative buckets"
+    else:
+        method = f"instant query of increase() over the run's window ({window_s:.0f} s)"
+    result: dict[str, Any] = {"url": url, "local": local, "at": at, "method": method}
+    result["request_seconds"] = query_quantiles(
+        url,
+        metric="drlab_request_seconds",
+        matchers=f'scenario="{scenario}",outcome="success"',
+        window_s=window_s,
+        at=at,
+    )
+    result["server_prediction_seconds"] = query_quantiles(
+        url,
+        metric="drlab_server_prediction_seconds",
+        matchers=f'scenario="{scenario}"',
+        window_s=window_s,
+        at=at,
+    )
+    result["predictor_batch_seconds"] = query_quantiles(
+        url, metric="dr_inference_batch_seconds", window_s=window_s, at=at
+    )
+    return result
 
 
 def _bucket_bounds(url: str, *, metric: str, matchers: str, at: float | None) -> list[float]:

@@ -21,6 +21,9 @@ Columns, in order (times in milliseconds unless said otherwise; empty when unkno
 ``users``
     The user count Locust was driving towards when the request was sent: the step of a ramp or shape, not the
     transient count while users are still spawning (``1`` for sequential scenarios).
+``active_users``
+    The users running when the request was sent; below ``users`` while a step's users are still spawning
+    (such requests are kept out of the step's statistics).
 ``status``
     HTTP status code (int); ``0`` when no answer arrived (connection error, timeout).
 ``client_ms``
@@ -28,7 +31,12 @@ Columns, in order (times in milliseconds unless said otherwise; empty when unkno
 ``server_prediction_ms``
     The backend call inside the server (``X-DR-Prediction-Ms``).
 ``server_ms``
-    Time from request arrival to answer inside the server (``X-DR-Server-Ms``).
+    Time inside the server from the request's arrival to the start of postprocessing (``X-DR-Server-Ms``).
+``server_body_ms``, ``server_decode_ms``, ``server_queue_ms``, ``server_postprocess_ms``
+    The server's phases (``X-DR-Body-Ms``, ``X-DR-Decode-Ms``, ``X-DR-Queue-Ms``, ``X-DR-Postprocess-Ms``):
+    reading the body, decoding and preprocessing, waiting for the inference executor, grading and encoding.
+    Empty when the server does not send them. Client side (network, client queueing) = ``client_ms`` −
+    ``server_ms`` − ``server_postprocess_ms``.
 ``bytes``
     Size of the answer body in bytes (int).
 ``error``
@@ -48,7 +56,7 @@ from loadtest.protocols import read_answer
 if TYPE_CHECKING:
     from locust.env import Environment
 
-__all__ = ["COLUMNS", "PHASES", "RequestRecorder", "request_row"]
+__all__ = ["COLUMNS", "OPTIONAL_COLUMNS", "PHASES", "RequestRecorder", "request_row"]
 
 COLUMNS = (
     "timestamp",
@@ -63,12 +71,25 @@ COLUMNS = (
     "protocol",
     "phase",
     "users",
+    "active_users",
     "status",
     "client_ms",
     "server_prediction_ms",
     "server_ms",
+    "server_body_ms",
+    "server_decode_ms",
+    "server_queue_ms",
+    "server_postprocess_ms",
     "bytes",
     "error",
+)
+#: Columns added after the first run folders were written; ``summary.read_requests`` reads files without them.
+OPTIONAL_COLUMNS = (
+    "active_users",
+    "server_body_ms",
+    "server_decode_ms",
+    "server_queue_ms",
+    "server_postprocess_ms",
 )
 PHASES = ("warm", "cold", "discarded")
 _LABELS = ("model", "pool", "arch", "instance_type", "mode", "node")
@@ -108,10 +129,18 @@ def request_row(
         raise ValueError(f"Request phase must be one of {PHASES!r}, got {phase!r}.")
     row["phase"] = phase
     row["users"] = int(context.get("users", 1) or 1)
+    row["active_users"] = int(context.get("active_users", row["users"]) or row["users"])
     row["status"] = _status(response)
     row["client_ms"] = round(float(response_time), 3) if response_time is not None else ""
-    row["server_prediction_ms"] = round(answer.prediction_ms, 3) if answer.prediction_ms is not None else ""
-    row["server_ms"] = round(answer.server_ms, 3) if answer.server_ms is not None else ""
+    for column, value in (
+        ("server_prediction_ms", answer.prediction_ms),
+        ("server_ms", answer.server_ms),
+        ("server_body_ms", answer.body_ms),
+        ("server_decode_ms", answer.decode_ms),
+        ("server_queue_ms", answer.queue_ms),
+        ("server_postprocess_ms", answer.postprocess_ms),
+    ):
+        row[column] = round(value, 3) if value is not None else ""
     row["bytes"] = int(response_length or 0)
     if exception is not None:
         row["error"] = " ".join(str(exception).split()) or type(exception).__name__

@@ -89,7 +89,9 @@ class Target:
         extra: dict[str, str] = {}
         for key, value in data.items():
             key = _ALIASES.get(key, key)
-            if key in known:
+            if key == "extra" and isinstance(value, Mapping):  # ``to_dict`` of a target with extra keys
+                extra.update({str(k): str(v) for k, v in value.items()})
+            elif key in known:
                 values[key] = value
             else:
                 extra[str(key)] = str(value)

@@ -66,6 +66,8 @@ class TargetUser(HttpUser):
             "protocol": self.protocol,
             # The count the runner drives towards (the shape's step), not the transient count while spawning.
             "users": (runner.target_user_count or runner.user_count) if runner is not None else 1,
+            # The users running right now: below ``users`` while a step's users are still spawning.
+            "active_users": runner.user_count if runner is not None else 1,
         }
 
     def send(self, *, phase: str = "warm") -> None:

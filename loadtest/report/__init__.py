@@ -1,48 +1,34 @@
-"""``dr-serving lab report``: tables, plots and the Markdown/HTML report of a run folder."""
+"""``dr-serving lab report``: run → analysis → tables → plots → render, for one run folder.
+
+``write_report`` loads the run (``run.py``), computes every number once (``analysis.py``), formats the tables
+(``tables.py``), draws the plots (``plots.py``) and renders Markdown, HTML and the console summary
+(``render.py``). With ``prometheus_url`` it first asks that (cluster) Prometheus for the run's quantiles.
+"""
 
 from __future__ import annotations
 
 import json
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from loadtest.report.analysis import analyse
 from loadtest.report.prices import load_prices
-from loadtest.report.tables import all_tables, load_run, prometheus_check
+from loadtest.report.run import load_run
+from loadtest.report.tables import TableKind, all_tables
+from loadtest.summary import RunSummary
 
 __all__ = ["write_report"]
 
 
 def _refresh_prometheus(run_dir: Path, url: str) -> None:
     """Query a (cluster) Prometheus for the run's window and store the answer in ``prometheus.json``."""
-    from loadtest.prometheus_local import PrometheusError, query_quantiles
+    from loadtest.prometheus_local import PrometheusError, run_quantiles, run_window
 
-    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
-    started = summary.get("started_unix") or datetime.fromisoformat(summary["started"]).timestamp()
-    finished = summary.get("finished_unix") or datetime.fromisoformat(summary["finished"]).timestamp()
-    # Evaluate after the scrape that follows the run (at most a minute later), over a window that starts with
-    # the scrape before it, so increase() spans exactly the run's requests on an otherwise idle service.
-    end = min(time.time(), finished + 60.0)
-    window = end - started + 30.0
-    result: dict[str, Any] = {
-        "url": url,
-        "local": False,
-        "at": time.time(),
-        "method": f"instant query of increase() over the run's window ({window:.0f} s)",
-    }
+    summary = RunSummary.read(run_dir / "summary.json")
+    at, window = run_window(summary.started_unix, summary.finished_unix, now=time.time())
     try:
-        result["request_seconds"] = query_quantiles(
-            url,
-            metric="drlab_request_seconds",
-            matchers=f'scenario="{summary["scenario"]}",outcome="success"',
-            window_s=window,
-            at=end,
-        )
-        # On a cluster the predictors' own histograms (PodMonitor, labelled per pool) are what Prometheus has.
-        result["predictor_batch_seconds"] = query_quantiles(
-            url, metric="dr_inference_batch_seconds", window_s=window, at=end
-        )
+        result = run_quantiles(url, scenario=summary.scenario, at=at, window_s=window, local=False)
     except PrometheusError as exc:
         raise ValueError(str(exc)) from exc
     (run_dir / "prometheus.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
@@ -64,16 +50,16 @@ def write_report(
         _refresh_prometheus(run_dir, prometheus_url)
     run = load_run(run_dir)
     price_table = load_prices(prices)
-    tables = all_tables(run, price_table)
-    plots = make_plots(run)
+    analysis = analyse(run, price_table)
+    tables = all_tables(
+        analysis, emulated=run.emulated, price_source=price_table.source, prometheus=run.prometheus
+    )
+    plots = make_plots(run, analysis)
     markdown = run_dir / "report.md"
     markdown.write_text(render_markdown(run, tables, plots), encoding="utf-8")
     page = run_dir / "report.html"
     page.write_text(render_html(run, tables, plots), encoding="utf-8")
-    checks = prometheus_check(run)[1]
     if print_table:
-        print_tables(
-            tables[:1] + [t for t in tables if t.title.startswith("Prometheus")],
-            environment=run.summary.get("environment", ""),
-        )
-    return {"markdown": markdown, "html": page, "plots": plots, "prometheus_checks": checks}
+        shown = {TableKind.LATENCY, TableKind.PROMETHEUS}
+        print_tables([t for t in tables if t.kind in shown], environment=run.summary.environment)
+    return {"markdown": markdown, "html": page, "plots": plots, "prometheus_checks": analysis.prometheus}

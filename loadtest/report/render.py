@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import base64
-import html
 from pathlib import Path
 
 import jinja2
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from loadtest.report.tables import RunData, Table
+from loadtest.report.run import RunData
+from loadtest.report.tables import Table
 
-__all__ = ["make_console", "print_tables", "render_html", "render_markdown"]
+__all__ = ["header_items", "make_console", "print_tables", "render_html", "render_markdown"]
 
 _CAPTIONS = {
     "latency_boxplot": "Prediction time and total latency per pool and model (warm requests)",
     "prediction_vs_total": "Median prediction time vs median total latency (whiskers: p95)",
     "warm_vs_cold": "Warm vs cold requests",
     "load_steps": "Latency and throughput by number of users",
+    "anatomy": "Latency anatomy: mean time per part of a request, per target and phase/load",
     "timeline": "Every request over time",
 }
 
@@ -27,21 +28,26 @@ def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def _header(run: RunData) -> list[str]:
+def header_items(run: RunData) -> list[tuple[str, str]]:
+    """The report's header as (label, text) pairs, built once from the summary for every renderer."""
     s = run.summary
     return [
-        f"- **environment**: {s.get('environment')}",
-        f"- **scenario**: {s.get('scenario')} · protocol {s.get('protocol')} · "
-        f"{s.get('requests')} requests · {s.get('duration_s')} s · started {s.get('started')}",
-        f"- **images**: {s.get('images')}",
-        f"- **settings**: {s.get('settings')}",
-        "- **targets**: " + ", ".join(f"{t.get('model')}@{t.get('pool')}" for t in s.get("targets", [])),
+        ("environment", s.environment),
+        (
+            "scenario",
+            f"{s.scenario} · protocol {s.protocol} · {s.requests} requests · {s.duration_s} s · "
+            f"started {s.started}",
+        ),
+        ("images", s.images),
+        ("settings", str(s.settings)),
+        ("targets", ", ".join(f"{t.model}@{t.pool}" for t in s.targets)),
     ]
 
 
 def render_markdown(run: RunData, tables: list[Table], plots: dict[str, Path]) -> str:
     """The Markdown report; plots are linked relative to the run folder."""
-    lines = [f"# Load-lab report: {run.summary.get('scenario')} ({run.run_dir.name})", "", *_header(run), ""]
+    header = [f"- **{label}**: {text}" for label, text in header_items(run)]
+    lines = [f"# Load-lab report: {run.summary.scenario} ({run.run_dir.name})", "", *header, ""]
     for table in tables:
         lines += [
             f"## {table.title}",
@@ -93,11 +99,10 @@ def render_html(run: RunData, tables: list[Table], plots: dict[str, Path]) -> st
         {"caption": _CAPTIONS.get(name, name), "data": base64.b64encode(path.read_bytes()).decode("ascii")}
         for name, path in plots.items()
     ]
-    header = [html.unescape(line.removeprefix("- ").replace("**", "")) for line in _header(run)]
     return _HTML.render(
-        title=f"Load-lab report: {run.summary.get('scenario')} ({run.run_dir.name})",
-        environment=run.summary.get("environment"),
-        header=header,
+        title=f"Load-lab report: {run.summary.scenario} ({run.run_dir.name})",
+        environment=run.summary.environment,
+        header=[f"{label}: {text}" for label, text in header_items(run)],
         tables=tables,
         plots=embedded,
     )

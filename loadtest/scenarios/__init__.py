@@ -1,4 +1,8 @@
-"""The lab's scenarios, one module each, each with ``run(campaign, options)`` (options: ``options.py``)."""
+"""The lab's scenarios, one module each, with ``check(options, *, seed)`` and ``run(campaign, options)``.
+
+Each scenario's options are one dataclass in ``options.py``; ``check`` runs in the campaign child before any
+process starts (it may need Locust), ``run`` drives the targets.
+"""
 
 from __future__ import annotations
 

@@ -11,7 +11,6 @@ initialized → containers ready) plus the server's model-load metric. Cold requ
 
 from __future__ import annotations
 
-import argparse
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,9 +20,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from loadtest.campaign import Campaign
 from loadtest.protocols import build_request, read_answer
+from loadtest.scenarios.options import ColdStartOptions
 from loadtest.targets import Target
 
-__all__ = ["ColdStartError", "run", "server_startup_metrics"]
+__all__ = ["ColdStartError", "check", "run", "server_startup_metrics"]
 
 
 class ColdStartError(RuntimeError):
@@ -89,7 +89,7 @@ def _send(
 
 
 def _local_cold(
-    campaign: Campaign, target: Target, options: argparse.Namespace, session: requests.Session
+    campaign: Campaign, target: Target, options: ColdStartOptions, session: requests.Session
 ) -> dict:
     fleet = campaign.fleet
     assert fleet is not None
@@ -126,7 +126,7 @@ def _local_cold(
 
 
 def _cluster_cold(
-    campaign: Campaign, target: Target, options: argparse.Namespace, session: requests.Session
+    campaign: Campaign, target: Target, options: ColdStartOptions, session: requests.Session
 ) -> dict:
     from dr_deploy import cluster
 
@@ -170,7 +170,11 @@ def _cluster_cold(
     return breakdown
 
 
-def run(campaign: Campaign, options: argparse.Namespace) -> None:
+def check(options: ColdStartOptions, *, seed: int) -> None:
+    """Nothing to check beyond ``ColdStartOptions.validate``."""
+
+
+def run(campaign: Campaign, options: ColdStartOptions) -> None:
     """Measure ``cold_requests`` cold starts per target, each followed by ``warm_after`` warm requests."""
     campaign.settings.update(
         cold_requests=options.cold_requests,
@@ -191,4 +195,4 @@ def run(campaign: Campaign, options: argparse.Namespace) -> None:
                 for _ in range(options.warm_after):
                     _send(session, campaign, target, phase="warm", timeout=options.ready_timeout)
                 progress.advance(task)
-    campaign.extras["cold_start"] = breakdowns
+    campaign.cold_start.extend(breakdowns)

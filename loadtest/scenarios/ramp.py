@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
-import argparse
-
 from loadtest.campaign import Campaign
+from loadtest.scenarios.options import RampOptions
 from loadtest.shapes import StepShape
 
-__all__ = ["run"]
+__all__ = ["MAX_SPAWN_RATE", "check", "run", "spawn_rate"]
+
+#: Users started per second between steps: Locust warns above 100 ("spawn rate is very high"), so a step up
+#: from 200 to 500 users takes 3 s; requests sent meanwhile are recorded with ``active_users`` < ``users``
+#: and left out of the step's statistics.
+MAX_SPAWN_RATE = 100.0
 
 
-def run(campaign: Campaign, options: argparse.Namespace) -> None:
+def spawn_rate(steps: tuple[int, ...]) -> float:
+    """Users started per second: the largest step at once, capped at ``MAX_SPAWN_RATE``."""
+    return min(float(max(steps)), MAX_SPAWN_RATE)
+
+
+def check(options: RampOptions, *, seed: int) -> None:
+    """Nothing to check beyond ``RampOptions.validate``."""
+
+
+def run(campaign: Campaign, options: RampOptions) -> None:
     """Run the step shape against each target in turn; every request carries the user count it was sent at."""
     steps = tuple(options.users)
     campaign.settings.update(users=list(steps), step_seconds=options.step_seconds, pause_s=options.pause)
     for index, target in enumerate(campaign.targets):
-        shape = StepShape(steps=steps, step_seconds=options.step_seconds, spawn_rate=float(max(steps)))
+        shape = StepShape(steps=steps, step_seconds=options.step_seconds, spawn_rate=spawn_rate(steps))
         message = f"ramp: {target.name}: users {list(steps)}, {options.step_seconds:g} s each"
         campaign.run_shape(target, index, shape, pause=options.pause, message=message)

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 from loadtest.campaign import Campaign
-from loadtest.scenarios.options import UsageError
+from loadtest.scenarios.options import ShapeOptions, UsageError
 from loadtest.shapes import SHAPES, make_shape
 
-__all__ = ["run", "shape_settings"]
+__all__ = ["check", "run", "shape_settings"]
 
 
-def shape_settings(name: str, pairs: list[tuple[str, str]] | list[list[str]]) -> dict[str, Any]:
+def shape_settings(name: str, pairs: tuple[tuple[str, str], ...] | list[tuple[str, str]]) -> dict[str, Any]:
     """Convert ``KEY=VALUE`` strings to the types of the shape's class attributes."""
     cls = SHAPES[name]
     settings: dict[str, Any] = {}
@@ -34,15 +33,21 @@ def shape_settings(name: str, pairs: list[tuple[str, str]] | list[list[str]]) ->
     return settings
 
 
-def run(campaign: Campaign, options: argparse.Namespace) -> None:
-    """Run the chosen shape against each target in turn."""
-    settings = shape_settings(options.shape, options.shape_settings)
+def check(options: ShapeOptions, *, seed: int) -> dict[str, Any]:
+    """The shape's settings, typed and checked once against the shape (``UsageError`` if they cannot work)."""
+    settings = shape_settings(options.shape, options.settings)
     if options.shape == "random":
-        settings.setdefault("seed", options.seed)
+        settings.setdefault("seed", seed)
     try:
         make_shape(options.shape, **settings)
     except (TypeError, ValueError) as exc:
         raise UsageError(str(exc)) from exc
+    return settings
+
+
+def run(campaign: Campaign, options: ShapeOptions) -> None:
+    """Run the chosen shape against each target in turn."""
+    settings = check(options, seed=campaign.seed)
     campaign.settings.update(shape=options.shape, shape_settings=settings, pause_s=options.pause)
     for index, target in enumerate(campaign.targets):
         shape = make_shape(options.shape, **settings)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
-
 from loadtest.campaign import Campaign
+from loadtest.scenarios.options import WarmUpOptions
 from loadtest.users import SequentialUser
 
-__all__ = ["run"]
+__all__ = ["check", "run"]
 
 
-def run(campaign: Campaign, options: argparse.Namespace) -> None:
+def check(options: WarmUpOptions, *, seed: int) -> None:
+    """Nothing to check beyond ``WarmUpOptions.validate``."""
+
+
+def run(campaign: Campaign, options: WarmUpOptions) -> None:
     """Measure each target in turn with one sequential user, so targets never compete for cores."""
     campaign.settings.update(requests=options.requests, interval_s=options.interval, discard=options.discard)
     per_target = options.discard + options.requests

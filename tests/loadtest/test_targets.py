@@ -70,3 +70,9 @@ def test_round_trip_through_dict() -> None:
     target = Target(model="m", url="http://127.0.0.1:9", pool="p", memory_profile="1Gi")
     assert Target.from_dict(target.to_dict()) == target
     assert "m@p+1Gi/local" in repr(target)
+
+
+def test_round_trip_keeps_extra_keys() -> None:
+    target = Target(model="m", url="http://127.0.0.1:9", extra={"namespace": "lab"})
+    back = Target.from_dict(target.to_dict())
+    assert back == target and back.extra == {"namespace": "lab"}

@@ -61,7 +61,7 @@ def test_latency_table_matches_the_csv(report: dict) -> None:
     rows = {r[0]: r for r in _table(markdown, "Server prediction time vs total latency (ms)")}
     for target, values in _warm_client_ms(run_dir).items():
         row = rows[target]
-        assert row[1:3] == ["warm", str(len(values))]
+        assert row[1:3] == ["warm (sequential)", str(len(values))]
         assert row[6] == _fmt(float(np.percentile(values, 50)))
         assert row[7] == _fmt(float(np.percentile(values, 95)))
 
@@ -74,13 +74,13 @@ def test_prometheus_quantiles_come_from_its_api_and_agree(report: dict) -> None:
         "lab exporter: client latency": "request_seconds",
         "predictor: prediction time": "predictor_batch_seconds",
     }
-    assert {c["source"] for c in checks} == set(sources)
+    assert {c.source for c in checks} == set(sources)
     assert len(checks) == 2 * 2 * len(DEFAULT_POOLS)
     for check in checks:
-        (entry,) = [row for row in prometheus[sources[check["source"]]] if row["pool"] == check["pool"]]
-        assert check["prometheus_ms"] == entry[f"{check['quantile']}_ms"]
-        assert check["query"].startswith("histogram_quantile(")
-        assert check["agree"], check
+        (entry,) = [row for row in prometheus[sources[check.source]] if row["pool"] == check.pool]
+        assert check.prometheus_ms == entry[f"{check.quantile}_ms"]
+        assert check.query.startswith("histogram_quantile(")
+        assert check.agree, check
     rows = _table(report["markdown"].read_text(), "Prometheus (HTTP API, histogram_quantile) vs the CSV")
     assert {r[-1] for r in rows} == {"yes"}
 
@@ -89,7 +89,8 @@ def test_speedups_costs_and_published_figures(report: dict) -> None:
     markdown = report["markdown"].read_text()
     run_dir = report["markdown"].parent
     summary = json.loads((run_dir / "summary.json").read_text())
-    published = _table(markdown, "Ours beside the published figures (median ms)")
+    published = _table(markdown, "Ours beside the published figures (median ms, sequential phases only)")
+    assert {r[1] for r in published} == {"warm-up"}
     assert {r[2] for r in published} == {f"ml.{p.stands_for} real-time" for p in DEFAULT_POOLS.values()}
     m5 = next(r for r in published if r[2] == "ml.m5.xlarge real-time")
     assert (m5[4], m5[7]) == ("61.0", "262")

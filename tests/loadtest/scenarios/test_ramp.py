@@ -7,9 +7,16 @@ import pytest
 
 from loadtest.targets import Target
 
-pytestmark = pytest.mark.slow
+
+def test_spawn_rate_stays_where_locust_does_not_warn() -> None:
+    from loadtest.scenarios.ramp import MAX_SPAWN_RATE, spawn_rate
+
+    assert MAX_SPAWN_RATE == 100.0
+    assert spawn_rate((10, 100, 200, 500)) == 100.0
+    assert spawn_rate((2, 4)) == 4.0
 
 
+@pytest.mark.slow
 def test_small_ramp_reports_each_step(cli, predictor: Target, tmp_path: Path) -> None:
     result = cli(
         "lab",
@@ -34,6 +41,7 @@ def test_small_ramp_reports_each_step(cli, predictor: Target, tmp_path: Path) ->
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
+    assert "spawn rate is very high" not in result.stderr
     (run_dir,) = tmp_path.glob("*-ramp")
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["settings"] == {"seed": 0, "users": [2, 4], "step_seconds": 2.0, "pause_s": 0.1}

@@ -1,0 +1,248 @@
+"""``CampaignSpec``: the one contract between the command line, the demo and the campaign child process.
+
+The parent builds it (``from_args`` is the only reader of the parsed ``argparse.Namespace``; the demo builds
+one directly), checks it (``check``: exit code 2 before any child starts), and hands it to
+``python -m loadtest.run`` as JSON (``to_json`` / ``from_json`` round-trip exactly). Locust-free.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from loadtest.scenarios.options import ScenarioOptions, UsageError, options_from_dict
+
+if TYPE_CHECKING:
+    import argparse
+
+__all__ = [
+    "DEFAULT_MODEL_DIR",
+    "CampaignSpec",
+    "ImageSpec",
+    "LocalTargets",
+    "PrometheusSpec",
+    "ReportSpec",
+    "TargetFile",
+    "UrlTarget",
+    "parse_model_dirs",
+]
+
+#: The model ``--local`` serves when no ``--model-dir`` is given.
+DEFAULT_MODEL_DIR = Path("models") / "mobilenet"
+
+
+def parse_model_dirs(items: list[str] | None) -> dict[str, Path]:
+    """``[NAME=]DIR`` items → model name → folder (the name defaults to the folder's name)."""
+    models: dict[str, Path] = {}
+    for item in items or [f"mobilenet={DEFAULT_MODEL_DIR}"]:
+        name, _, path = item.partition("=")
+        if not path:
+            name, path = Path(item).name, item
+        models[name] = Path(path)
+    return models
+
+
+@dataclass(frozen=True, kw_only=True)
+class LocalTargets:
+    """``--local``: emulate node pools with local predictor processes."""
+
+    kind: Literal["local"] = "local"
+    models: dict[str, Path] = field(default_factory=lambda: {"mobilenet": DEFAULT_MODEL_DIR})
+    """Model name → model folder."""
+    pools: tuple[str, ...] = ()
+    """Emulated pools (``loadtest.emulation.DEFAULT_POOLS`` names); empty = all."""
+    memory_profiles: tuple[str, ...] = ()
+    """Label each pool with these memory sizes (priced as serverless)."""
+
+    def check(self) -> None:
+        """Known pools and existing model folders."""
+        from loadtest.emulation import DEFAULT_POOLS
+
+        unknown = [p for p in self.pools if p not in DEFAULT_POOLS]
+        if unknown:
+            raise UsageError(f"Unknown emulated pool(s) {unknown!r}; choose from {sorted(DEFAULT_POOLS)!r}.")
+        for path in self.models.values():
+            if not path.is_dir():
+                raise UsageError(
+                    f"Model directory {str(path)!r} does not exist; build one with "
+                    f"'dr-serving model build --arch mobilenet --out {path}' or pass --model-dir."
+                )
+
+
+@dataclass(frozen=True, kw_only=True)
+class UrlTarget:
+    """``--url``: one predictor already running (no process control)."""
+
+    kind: Literal["url"] = "url"
+    url: str
+    model: str = "mobilenet"
+
+    def check(self) -> None:
+        """A valid target URL and model name."""
+        from loadtest.targets import Target
+
+        try:
+            Target(model=self.model, url=self.url)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
+
+
+@dataclass(frozen=True, kw_only=True)
+class TargetFile:
+    """``--targets FILE``: a YAML/JSON target list (e.g. from ``dr-serving deploy endpoints``)."""
+
+    kind: Literal["file"] = "file"
+    path: Path
+
+    def check(self) -> None:
+        """A readable, valid target file."""
+        from loadtest.targets import load_targets
+
+        try:
+            load_targets(self.path)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
+
+
+Targets = LocalTargets | UrlTarget | TargetFile
+_TARGET_KINDS: dict[str, type[Targets]] = {"local": LocalTargets, "url": UrlTarget, "file": TargetFile}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageSpec:
+    """The fundus photos sent: a folder of JPEG/PNG files, or synthetic ones."""
+
+    folder: Path | None = None
+    count: int = 10
+    """Synthetic images to cycle through."""
+    size: int = 512
+    """Synthetic image size in pixels."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrometheusSpec:
+    """Whether to start a local Prometheus, or which one to query instead (cluster)."""
+
+    start: bool = True
+    url: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportSpec:
+    """Whether to write ``report.md``/``report.html`` and print its summary tables."""
+
+    write: bool = True
+    print: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class CampaignSpec:
+    """One campaign: the scenario and its options, the targets, what is sent, and what is written."""
+
+    scenario: ScenarioOptions
+    targets: Targets = field(default_factory=LocalTargets)
+    protocol: Literal["v1", "v2"] = "v1"
+    images: ImageSpec = field(default_factory=ImageSpec)
+    seed: int = 0
+    """Seed of the synthetic images and random shapes."""
+    out: Path = Path("runs")
+    """Folder for run folders."""
+    prometheus: PrometheusSpec = field(default_factory=PrometheusSpec)
+    report: ReportSpec = field(default_factory=ReportSpec)
+    quiet: bool = False
+    """No progress output."""
+
+    @property
+    def scenario_name(self) -> str:
+        """The scenario's name, e.g. ``warm-up``."""
+        return self.scenario.name
+
+    @classmethod
+    def from_args(cls, ns: argparse.Namespace) -> CampaignSpec:
+        """The spec of ``dr-serving lab run SCENARIO ...`` (the one place that reads those flags)."""
+        targets: Targets
+        if ns.targets:
+            targets = TargetFile(path=Path(ns.targets))
+        elif ns.url:
+            targets = UrlTarget(url=ns.url, model=ns.model)
+        else:
+            targets = LocalTargets(
+                models=parse_model_dirs(ns.model_dir),
+                pools=tuple(ns.pools or ()),
+                memory_profiles=tuple(ns.memory_profiles or ()),
+            )
+        return cls(
+            scenario=options_from_dict(ns.scenario, vars(ns)),
+            targets=targets,
+            protocol=ns.protocol,
+            images=ImageSpec(
+                folder=Path(ns.images) if ns.images else None, count=ns.image_count, size=ns.image_size
+            ),
+            seed=ns.seed,
+            out=Path(ns.out),
+            prometheus=PrometheusSpec(start=ns.prometheus, url=ns.prometheus_url),
+            report=ReportSpec(write=ns.report, print=not ns.quiet),
+            quiet=ns.quiet,
+        )
+
+    def check(self) -> None:
+        """Reject what cannot work before any child starts (``UsageError``: exit code 2)."""
+        self.scenario.validate()
+        self.targets.check()
+        if self.images.folder is not None and not self.images.folder.is_dir():
+            raise UsageError(f"Image folder {str(self.images.folder)!r} does not exist.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data (paths as strings, the scenario's name under ``scenario.name``)."""
+        data = _plain(dataclasses.asdict(self))
+        data["scenario"] = {"name": self.scenario_name, **data["scenario"]}
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CampaignSpec:
+        """The inverse of ``to_dict``."""
+        scenario = dict(data["scenario"])
+        targets = dict(data["targets"])
+        kind = _TARGET_KINDS[targets["kind"]]
+        if kind is LocalTargets:
+            targets["models"] = {name: Path(path) for name, path in targets["models"].items()}
+            targets["pools"] = tuple(targets["pools"])
+            targets["memory_profiles"] = tuple(targets["memory_profiles"])
+        elif kind is TargetFile:
+            targets["path"] = Path(targets["path"])
+        images = dict(data["images"])
+        images["folder"] = Path(images["folder"]) if images["folder"] is not None else None
+        return cls(
+            scenario=options_from_dict(scenario.pop("name"), scenario),
+            targets=kind(**targets),
+            protocol=data["protocol"],
+            images=ImageSpec(**images),
+            seed=data["seed"],
+            out=Path(data["out"]),
+            prometheus=PrometheusSpec(**data["prometheus"]),
+            report=ReportSpec(**data["report"]),
+            quiet=data["quiet"],
+        )
+
+    def to_json(self) -> str:
+        """``to_dict`` as JSON text."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> CampaignSpec:
+        """The inverse of ``to_json``."""
+        return cls.from_dict(json.loads(text))
+
+
+def _plain(value: Any) -> Any:
+    """Paths → strings and tuples → lists, recursively (what JSON holds)."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value

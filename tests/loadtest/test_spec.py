@@ -1,0 +1,144 @@
+"""``CampaignSpec``: built from the real parser, checked, and carried to the child as JSON without loss."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dr_cli.main import build_parser
+from loadtest.scenarios.options import (
+    SCENARIO_OPTIONS,
+    ColdStartOptions,
+    RampOptions,
+    ShapeOptions,
+    UsageError,
+    WarmUpOptions,
+)
+from loadtest.spec import (
+    CampaignSpec,
+    ImageSpec,
+    LocalTargets,
+    PrometheusSpec,
+    ReportSpec,
+    TargetFile,
+    UrlTarget,
+    parse_model_dirs,
+)
+
+
+def _spec(*argv: str) -> CampaignSpec:
+    return CampaignSpec.from_args(build_parser().parse_args(["lab", "run", *argv]))
+
+
+def test_defaults_of_the_command_line_are_the_dataclass_defaults() -> None:
+    for name, cls in SCENARIO_OPTIONS.items():
+        spec = _spec(name)
+        assert spec.scenario == cls()
+        assert spec == CampaignSpec(scenario=cls())
+        assert spec.scenario_name == name
+
+
+def test_flags_land_in_typed_fields() -> None:
+    spec = _spec(
+        "ramp",
+        "--users",
+        "10,20",
+        "--step-seconds",
+        "3",
+        "--model-dir",
+        "vgg=models/vgg19",
+        "--model-dir",
+        "models/mobilenet",
+        "--pools",
+        "x86-4cpu",
+        "--memory-profiles",
+        "1Gi,2Gi",
+        "--protocol",
+        "v2",
+        "--images",
+        "photos",
+        "--seed",
+        "7",
+        "--no-prometheus",
+        "--no-report",
+        "--quiet",
+    )
+    assert spec.scenario == RampOptions(users=(10, 20), step_seconds=3.0)
+    assert spec.targets == LocalTargets(
+        models={"vgg": Path("models/vgg19"), "mobilenet": Path("models/mobilenet")},
+        pools=("x86-4cpu",),
+        memory_profiles=("1Gi", "2Gi"),
+    )
+    assert (spec.protocol, spec.seed, spec.quiet) == ("v2", 7, True)
+    assert spec.images == ImageSpec(folder=Path("photos"))
+    assert spec.prometheus == PrometheusSpec(start=False)
+    assert spec.report == ReportSpec(write=False, print=False)
+
+
+def test_url_and_target_file() -> None:
+    assert _spec("warm-up", "--url", "http://127.0.0.1:9", "--model", "m").targets == UrlTarget(
+        url="http://127.0.0.1:9", model="m"
+    )
+    assert _spec("cold-start", "--targets", "t.yaml").targets == TargetFile(path=Path("t.yaml"))
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        CampaignSpec(scenario=WarmUpOptions(requests=3, interval=0.0, discard=0)),
+        CampaignSpec(
+            scenario=ColdStartOptions(cold_requests=2, namespace="ns"),
+            targets=TargetFile(path=Path("targets.yaml")),
+            prometheus=PrometheusSpec(url="http://127.0.0.1:9090"),
+        ),
+        CampaignSpec(
+            scenario=RampOptions(users=(1, 2)),
+            targets=LocalTargets(pools=("x86-4cpu",), memory_profiles=("1Gi",)),
+            images=ImageSpec(folder=Path("photos"), count=3, size=64),
+            report=ReportSpec(print=False),
+            seed=4,
+            out=Path("elsewhere"),
+        ),
+        CampaignSpec(
+            scenario=ShapeOptions(shape="spike", settings=(("seconds", "3"), ("peak", "4"))),
+            targets=UrlTarget(url="http://127.0.0.1:1"),
+            protocol="v2",
+            quiet=True,
+        ),
+    ],
+    ids=["warm-up", "cold-start-file", "ramp-local", "shape-url"],
+)
+def test_json_round_trip_is_exact(spec: CampaignSpec) -> None:
+    assert CampaignSpec.from_json(spec.to_json()) == spec
+    assert CampaignSpec.from_json(spec.to_json()).to_json() == spec.to_json()
+
+
+def test_model_dirs_default_and_names() -> None:
+    assert parse_model_dirs(None) == {"mobilenet": Path("models/mobilenet")}
+    assert parse_model_dirs(["a/b/vgg19", "m=x"]) == {"vgg19": Path("a/b/vgg19"), "m": Path("x")}
+
+
+def test_check_rejects_what_cannot_work(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="Unknown emulated pool"):
+        CampaignSpec(
+            scenario=WarmUpOptions(), targets=LocalTargets(models={"m": tmp_path}, pools=("sparc",))
+        ).check()
+    with pytest.raises(UsageError, match="Model directory"):
+        CampaignSpec(scenario=WarmUpOptions(), targets=LocalTargets(models={"m": tmp_path / "no"})).check()
+    with pytest.raises(UsageError, match="absolute http"):
+        CampaignSpec(scenario=WarmUpOptions(), targets=UrlTarget(url="ftp://x")).check()
+    with pytest.raises(UsageError, match="Image folder"):
+        CampaignSpec(
+            scenario=WarmUpOptions(),
+            targets=LocalTargets(models={"m": tmp_path}),
+            images=ImageSpec(folder=tmp_path / "none"),
+        ).check()
+    CampaignSpec(scenario=WarmUpOptions(), targets=LocalTargets(models={"m": tmp_path})).check()
+
+
+def test_scenario_options_validate() -> None:
+    with pytest.raises(UsageError, match="--step-seconds"):
+        _spec("ramp", "--step-seconds", "0")
+    with pytest.raises(UsageError, match="--discard"):
+        _spec("warm-up", "--discard", "-1")
