@@ -24,6 +24,21 @@ import numpy as np
 from kserve import Model
 
 from serving.backends import Backend, describe_model, load_backend
+from serving.client import (
+    HEADER_ARCH,
+    HEADER_BACKEND,
+    HEADER_BODY_MS,
+    HEADER_DECODE_MS,
+    HEADER_INSTANCE_TYPE,
+    HEADER_MODE,
+    HEADER_MODEL,
+    HEADER_NODE,
+    HEADER_POOL,
+    HEADER_POSTPROCESS_MS,
+    HEADER_PREDICTION_MS,
+    HEADER_QUEUE_MS,
+    HEADER_SERVER_MS,
+)
 from serving.errors import InvalidRequest, ModelLoadError, NotReady
 from serving.grading import Grading, grade_batch
 from serving.http.middleware import ARRIVAL_HEADER, BODY_NS_HEADER
@@ -235,21 +250,21 @@ class DRModel(Model):
     def response_headers(self, timings: Timings, *, postprocess_ms: float) -> dict[str, str]:
         """The ``X-DR-*`` headers of a prediction answer."""
         headers = {
-            "X-DR-Model": self.name,
-            "X-DR-Backend": self.backend.name if self.backend is not None else "none",
-            "X-DR-Prediction-Ms": f"{timings.prediction_ms:.3f}",
-            "X-DR-Server-Ms": f"{timings.server_ms:.3f}",
-            "X-DR-Body-Ms": f"{timings.body_ms:.3f}",
-            "X-DR-Decode-Ms": f"{timings.decode_ms:.3f}",
-            "X-DR-Queue-Ms": f"{timings.queue_ms:.3f}",
-            "X-DR-Postprocess-Ms": f"{postprocess_ms:.3f}",
-            "X-DR-Pool": self.node.pool,
-            "X-DR-Arch": self.node.arch,
-            "X-DR-Instance-Type": self.node.instance_type,
-            "X-DR-Mode": self.node.mode,
+            HEADER_MODEL: self.name,
+            HEADER_BACKEND: self.backend.name if self.backend is not None else "none",
+            HEADER_PREDICTION_MS: f"{timings.prediction_ms:.3f}",
+            HEADER_SERVER_MS: f"{timings.server_ms:.3f}",
+            HEADER_BODY_MS: f"{timings.body_ms:.3f}",
+            HEADER_DECODE_MS: f"{timings.decode_ms:.3f}",
+            HEADER_QUEUE_MS: f"{timings.queue_ms:.3f}",
+            HEADER_POSTPROCESS_MS: f"{postprocess_ms:.3f}",
+            HEADER_POOL: self.node.pool,
+            HEADER_ARCH: self.node.arch,
+            HEADER_INSTANCE_TYPE: self.node.instance_type,
+            HEADER_MODE: self.node.mode,
         }
         if self.node.node:
-            headers["X-DR-Node"] = self.node.node
+            headers[HEADER_NODE] = self.node.node
         return headers
 
     async def preprocessed_png(self, body: Any, *, headers: dict[str, str]) -> bytes:
