@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import io
 import math
+import struct
 import warnings
+import zlib
 
 import numpy as np
 import simplejpeg
@@ -90,7 +92,7 @@ def decode_image(data: bytes, *, limits: Limits, downscale_to: tuple[int, int] |
         if image.format == "JPEG" and image.mode in ("L", "RGB"):
             decoded = _decode_jpeg(data, image.size, keep=keep, limits=limits)
         else:
-            decoded = _decode_with_pillow(image, keep=keep, limits=limits)
+            decoded = _decode_with_pillow(image, data, keep=keep, limits=limits)
     if orientation in _ORIENTATION:
         decoded = decoded.transpose(_ORIENTATION[orientation])
     return to_rgb(decoded)
@@ -177,7 +179,7 @@ def _decode_jpeg(data: bytes, size: tuple[int, int], *, keep: int, limits: Limit
     return Image.fromarray(pixels, mode="RGB")
 
 
-def _decode_with_pillow(image: Image.Image, *, keep: int, limits: Limits) -> Image.Image:
+def _decode_with_pillow(image: Image.Image, data: bytes, *, keep: int, limits: Limits) -> Image.Image:
     """Decode a PNG (or a CMYK JPEG, drafted) with Pillow, then reduce it towards ``keep`` px."""
     if image.format == "JPEG" and keep:
         image.draft(image.mode, (keep, keep))
@@ -196,6 +198,8 @@ def _decode_with_pillow(image: Image.Image, *, keep: int, limits: Limits) -> Ima
             f"got {image.size[0]}x{image.size[1]}.",
             reason="corrupt_image",
         )
+    if image.format == "PNG":
+        _check_png_stream(data)
     factor = min(image.size) // keep if keep else 1
     if factor >= 2:
         if image.mode.startswith("I;16"):  # reduce() has no 16-bit path; a box resize has
@@ -206,6 +210,54 @@ def _decode_with_pillow(image: Image.Image, *, keep: int, limits: Limits) -> Ima
             )
         image = image.reduce(factor)
     return image
+
+
+#: PNG colour type → channels (PNG spec, IHDR).
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+#: Adam7 passes: (x start, y start, x step, y step).
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+
+
+def _check_png_stream(data: bytes) -> None:
+    """The IDAT stream must inflate to exactly the bytes IHDR declares, and end.
+
+    A changed width or height with a recomputed checksum passes Pillow, which pads or ignores the difference.
+    The stream is inflated in 64 KiB pieces that are counted, never kept.
+    """
+    width, height, depth, colour, interlace = struct.unpack(">IIBB2xB", data[16:29])
+    bits = _PNG_CHANNELS.get(colour, 4) * depth
+    passes = _ADAM7 if interlace else ((0, 0, 1, 1),)
+    expected = 0
+    for x0, y0, dx, dy in passes:
+        columns, rows = -(-(width - x0) // dx), -(-(height - y0) // dy)
+        if columns > 0 and rows > 0:
+            expected += rows * (1 + -(-(columns * bits) // 8))
+    inflater = zlib.decompressobj()
+    produced, offset = 0, 8
+    try:
+        while offset + 8 <= len(data):
+            length, kind = struct.unpack(">I4s", data[offset : offset + 8])
+            if kind == b"IDAT":
+                pending = data[offset + 8 : offset + 8 + length]
+                while pending:
+                    produced += len(inflater.decompress(pending, 65536))
+                    pending = inflater.unconsumed_tail
+                    if produced > expected:
+                        break
+            elif kind == b"IEND":
+                break
+            offset += 12 + length
+        produced += len(inflater.flush())
+    except zlib.error as exc:
+        raise InvalidImage(
+            f"Expected a complete PNG image, got corrupt image data ({exc}).", reason="corrupt_image"
+        ) from None
+    if produced != expected or not inflater.eof:
+        raise InvalidImage(
+            f"Expected the PNG's image data to hold {expected} bytes for its declared {width}x{height}, "
+            f"got {produced}{'' if inflater.eof else ' in an unfinished stream'}.",
+            reason="corrupt_image",
+        )
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

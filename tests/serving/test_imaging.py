@@ -6,6 +6,7 @@ import io
 import os
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -215,3 +216,21 @@ def test_large_jpegs_are_scaled_down_inside_the_decoder() -> None:
 def test_large_pngs_are_reduced_right_after_decoding() -> None:
     image = decode_image(_encode(_gradient(2000, 1500), "PNG"), limits=LIMITS, downscale_to=(224, 224))
     assert image.size == (667, 500)  # reduce(3): the shorter side stays >= 448
+
+
+@pytest.mark.parametrize("height", [260, 150], ids=["grown", "shrunk"])
+def test_a_png_with_a_changed_height_and_a_valid_checksum_is_not_graded(height: int) -> None:
+    data = _encode(_gradient(300, 200), "PNG")
+    at = data.find(b"IHDR")
+    header = bytearray(data[at : at + 17])
+    header[8:12] = height.to_bytes(4, "big")
+    forged = data[:at] + bytes(header) + zlib.crc32(bytes(header)).to_bytes(4, "big") + data[at + 21 :]
+    with pytest.raises(InvalidImage) as info:
+        decode_image(forged, limits=LIMITS)
+    assert info.value.reason == "corrupt_image"
+    assert f"for its declared 300x{height}, got 180200" in str(info.value)
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "LA", "P", "RGB", "RGBA", "I;16"])
+def test_every_png_mode_passes_the_stream_check(mode: str) -> None:
+    assert decode_image(_encode(Image.new(mode, (301, 203)), "PNG"), limits=LIMITS).size == (301, 203)

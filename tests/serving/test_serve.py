@@ -1,0 +1,54 @@
+"""``ServeConfig.from_args``: flags over the environment over defaults, the drain period, usage errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dr_cli.main import build_parser
+from serving.serve import ConfigError, ServeConfig
+
+
+def _args(*flags: str) -> object:
+    return build_parser().parse_args(["serve", *flags])
+
+
+def test_flags_beat_the_environment_which_beats_the_defaults(tmp_path: Path) -> None:
+    env = {
+        "DR_MAX_INFLIGHT": "9",
+        "DR_BODY_TIMEOUT_SECONDS": "12.5",
+        "DR_DRAIN_SECONDS": "5",
+        "DR_MAX_BATCH": "3",
+    }
+    config = ServeConfig.from_args(_args("--model-dir", str(tmp_path), "--max-batch", "2"), env)
+    assert (config.limits.max_inflight, config.limits.body_timeout_seconds) == (9, 12.5)
+    assert config.limits.max_batch == 2
+    assert config.drain_seconds == 5.0
+    assert (config.model_name, config.http_port, config.host) == (tmp_path.name, 8080, "0.0.0.0")
+    flagged = ServeConfig.from_args(_args("--model-dir", str(tmp_path), "--drain-seconds", "0.5"), env)
+    assert flagged.drain_seconds == 0.5
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "message", "code"),
+    [
+        (("--max-inflight", "0"), {}, "max_inflight to be a positive integer, got 0", 2),
+        ((), {"DR_DRAIN_SECONDS": "soon"}, "DR_DRAIN_SECONDS to be a number of seconds, got 'soon'", 2),
+        (("--drain-seconds", "-1"), {}, "drain period of 0 s or more, got -1.0", 2),
+        (("--header-timeout-seconds", "0"), {}, "header_timeout_seconds to be a positive number", 2),
+    ],
+    ids=["zero-in-flight", "drain-not-a-number", "negative-drain", "zero-timeout"],
+)
+def test_bad_settings_are_usage_errors(
+    tmp_path: Path, flags: tuple[str, ...], env: dict[str, str], message: str, code: int
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        ServeConfig.from_args(_args("--model-dir", str(tmp_path), *flags), env)
+    assert message in str(info.value) and info.value.code == code
+
+
+def test_a_missing_model_directory_is_a_runtime_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        ServeConfig.from_args(_args("--model-dir", str(tmp_path / "nope")), {})
+    assert info.value.code == 1 and "does not exist" in str(info.value)
