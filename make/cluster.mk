@@ -81,6 +81,23 @@ helm-test: tools ## Run the chart's helm test: one real prediction against every
 
 ##@ Chart
 
+# checkov, pinned, in a venv of its own: its ~60 dependencies would change packages of the project venv.
+CHECKOV_VERSION ?= 3.3.30
+CHECKOV_VENV ?= build/checkov-venv
+
+.PHONY: checkov-venv
+checkov-venv: $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION) ## Create build/checkov-venv with the pinned checkov (make test scans the chart with it).
+
+$(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION):
+	@echo ">> creating $(CHECKOV_VENV) with checkov $(CHECKOV_VERSION)"
+	@rm -rf '$(CHECKOV_VENV)' && $(PYTHON) -m venv '$(CHECKOV_VENV)'
+	@'$(CHECKOV_VENV)/bin/python' -m pip install --quiet 'checkov==$(CHECKOV_VERSION)' >'$(CHECKOV_VENV).log' 2>&1 \
+	  || { tail -20 '$(CHECKOV_VENV).log' >&2; echo "Error: installing checkov failed (log: $(CHECKOV_VENV).log)" >&2; exit 1; }
+	@touch $@
+
+# `make test` scans the rendered chart with checkov (tests/chart/test_checkov.py).
+test: checkov-venv
+
 .PHONY: chart-lint
 chart-lint: tools ## Lint the chart with the default values and every ci/*-values.yaml.
 	@echo ">> helm lint --strict $(CHART_DIR)"

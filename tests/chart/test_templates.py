@@ -93,6 +93,12 @@ def test_existing_service_account_is_used_when_not_created() -> None:
     )
 
 
+def _policy(objects: list[dict], name: str = "dr-serving") -> dict:
+    """The NetworkPolicy called ``name`` (the predictors'; ``dr-serving-test`` is the helm test pod's)."""
+    (policy,) = [o for o in by_kind(objects, "NetworkPolicy") if o["metadata"]["name"] == name]
+    return policy
+
+
 def _rules(policy: dict) -> dict[tuple[str, ...], set[tuple[str, int]]]:
     """Ingress rules as {peer names: {(protocol, port)}}; a peer is a namespace name or "pod:<component>"."""
     rules = {}
@@ -110,7 +116,7 @@ def _rules(policy: dict) -> dict[tuple[str, ...], set[tuple[str, int]]]:
 def test_network_policy_is_on_and_opens_only_the_ports_knative_uses() -> None:
     """Knative mode: Kourier and the activator reach queue-proxy (8012), the autoscaler its metrics (9090),
     Prometheus the predictor (8080); nothing else (knative-v1.21.1 pkg/networking/constants.go:24,38)."""
-    (policy,) = by_kind(render(), "NetworkPolicy")
+    policy = _policy(render())
     assert policy["spec"]["podSelector"] == {"matchLabels": SELECTOR}
     assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
     assert _rules(policy) == {
@@ -122,7 +128,7 @@ def test_network_policy_is_on_and_opens_only_the_ports_knative_uses() -> None:
 
 def test_network_policy_in_standard_mode_opens_the_predictor_port_only() -> None:
     """Standard mode: gateway, monitoring and this release's helm test pod reach port 8080 only."""
-    (policy,) = by_kind(render("standard-values.yaml"), "NetworkPolicy")
+    policy = _policy(render("standard-values.yaml"))
     assert _rules(policy) == {
         ("kourier-system",): {("TCP", 8080)},
         ("monitoring",): {("TCP", 8080)},
@@ -139,7 +145,7 @@ def test_network_policy_egress_is_dns_plus_the_model_store_when_downloading(
     values: str | dict, store: bool
 ) -> None:
     """Egress: DNS in kube-system always; HTTPS to the model store only when a model downloads (not pvc://)."""
-    (policy,) = by_kind(render(values), "NetworkPolicy")
+    policy = _policy(render(values))
     dns, *rest = policy["spec"]["egress"]
     assert dns["to"] == [
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}
@@ -151,6 +157,24 @@ def test_network_policy_egress_is_dns_plus_the_model_store_when_downloading(
         assert download["ports"] == [{"protocol": "TCP", "port": 443}]
     else:
         assert rest == []
+
+
+@pytest.mark.parametrize(
+    ("values", "peer", "port"),
+    [
+        ({}, {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kourier-system"}}}, 8081),
+        ("standard-values.yaml", {"podSelector": {"matchLabels": SELECTOR}}, 8080),
+    ],
+    ids=["knative", "standard"],
+)
+def test_helm_test_pod_reaches_only_dns_and_the_predictors(values: str | dict, peer: dict, port: int) -> None:
+    """The test pod's own policy: no ingress; egress to DNS and to Kourier's internal gateway (8081) or the
+    predictor pods (8080)."""
+    policy = _policy(render(values), "dr-serving-test")
+    assert policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "test"
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"] and "ingress" not in policy["spec"]
+    _, serving = policy["spec"]["egress"]
+    assert serving == {"to": [peer], "ports": [{"protocol": "TCP", "port": port}]}
 
 
 def test_no_service_account_token_in_any_configuration() -> None:
