@@ -87,6 +87,7 @@ class Requirements:
     pools: tuple[Pool, ...] = ()
     claims: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     images: tuple[str, ...] = ()
+    crds: tuple[str, ...] = ()
 
 
 def required_knative_flags(pod: Mapping[str, Any]) -> set[str]:
@@ -134,7 +135,11 @@ def requirements(objects: Iterable[Mapping[str, Any]], namespace: str) -> Requir
                 if item.get("name") == "STORAGE_URI" and str(item.get("value", "")).startswith("pvc://"):
                     claim = item["value"].removeprefix("pvc://").split("/", 1)[0]
                     claims.setdefault(claim, []).append(name)
+    operator_kinds = sorted(
+        {o["kind"] for o in objects if o.get("apiVersion", "").startswith("monitoring.coreos.com/")}
+    )
     return Requirements(
+        crds=tuple(f"{kind.lower()}s.monitoring.coreos.com" for kind in operator_kinds),
         namespace=namespace,
         mode=mode,
         knative_flags={k: tuple(v) for k, v in flags.items()},
@@ -162,8 +167,29 @@ def check(api: client.ApiClient, needs: Requirements, *, kserve_version: str | N
         problems += _knative(api, needs)
     else:
         problems += _metrics_server(api)
+    problems += _monitoring(api, needs)
     problems += _nodes(api, needs)
     problems += _claims(api, needs)
+    return problems
+
+
+def _monitoring(api: client.ApiClient, needs: Requirements) -> list[Problem]:
+    """The Prometheus Operator CRDs the rendered monitors need (helm install fails without them)."""
+    problems = []
+    for crd in needs.crds:
+        try:
+            client.ApiextensionsV1Api(api).read_custom_resource_definition(crd)
+        except ApiException as exc:
+            if not _missing(exc):
+                raise
+            problems.append(
+                Problem(
+                    "monitoring-crd",
+                    f"CRD {crd} is missing: `helm install` would fail on the chart's monitor.",
+                    "install kube-prometheus-stack (manifests/install-addons.sh monitoring), or set "
+                    "monitoring.podMonitor.enabled=false and monitoring.serviceMonitor.enabled=false.",
+                )
+            )
     return problems
 
 

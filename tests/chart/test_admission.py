@@ -199,3 +199,40 @@ def test_config_features_names_exactly_the_flags_the_chart_needs() -> None:
     comment = "\n".join(line for line in text.splitlines() if line.startswith("#"))
     for flag in needed | {"kubernetes.podspec-fieldref"}:
         assert flag in comment
+
+
+def _qos(containers: list[dict[str, Any]]) -> str:
+    """The pod QoS class Kubernetes assigns: Guaranteed when every container's cpu and memory requests equal
+    its limits. ref: https://kubernetes.io/docs/concepts/workloads/pods/pod-qos/"""
+    for item in containers:
+        resources = item.get("resources") or {}
+        requests, limits = resources.get("requests") or {}, resources.get("limits") or {}
+        if not all(
+            key in limits and requests.get(key, limits[key]) == limits[key] for key in ("cpu", "memory")
+        ):
+            return "Burstable"
+    return "Guaranteed"
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (("standard-values.yaml",), "Guaranteed"),
+        (("standard-values.yaml", "storage-uri-values.yaml"), "Burstable"),
+        ((), "Burstable"),
+    ],
+    ids=["standard-image", "standard-storage-initializer", "knative-queue-proxy"],
+)
+def test_guaranteed_qos_only_where_the_values_comment_says(values: tuple[Any, ...], expected: str) -> None:
+    """Finding 11: Knative adds queue-proxy with a CPU request and no limits (knative-v1.21.1
+    pkg/deployment/config.go:118), KServe's storage-initializer has 100m/1 CPU and 100Mi/1Gi (kserve v0.20.0
+    config/configmap/inferenceservice.yaml:150-156): either makes the pod Burstable."""
+    (isvc, *_) = _services(values)
+    containers = list(isvc["spec"]["predictor"]["containers"])
+    if isvc in _knative([isvc]):
+        containers.append({"name": "queue-proxy", "resources": {"requests": {"cpu": "25m"}}})
+    init = injected_storage_initializer(isvc, PATCH["spec"]["container"])
+    containers += [init] if init else []
+    assert _qos(containers) == expected
+    comment = (CHART / "values.yaml").read_text().split("# profiles --", 1)[1].split("\nprofiles:", 1)[0]
+    assert "Guaranteed QoS only in Standard mode with source" in " ".join(comment.split())

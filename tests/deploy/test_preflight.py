@@ -26,6 +26,7 @@ DEPLOYMENT = "/api/v1/namespaces/knative-serving/configmaps/config-deployment"
 NODES = "/api/v1/nodes"
 METRICS = "/apis/apiregistration.k8s.io/v1/apiservices/v1beta1.metrics.k8s.io"
 PVC = "/api/v1/namespaces/dr/persistentvolumeclaims/dr-models"
+PODMONITOR_CRD = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/podmonitors.monitoring.coreos.com"
 KIND = str(CHART_DIR / "ci" / "kind-values.yaml")
 
 HEALTHY = {
@@ -36,6 +37,7 @@ HEALTHY = {
     NODES: "nodes-kind.json",
     METRICS: "apiservice-metrics-available.json",
     PVC: "pvc-dr-models.json",
+    PODMONITOR_CRD: "crd-podmonitors.json",
 }
 
 
@@ -115,6 +117,10 @@ def test_requirements_follow_the_values() -> None:
             "knative: ConfigMap knative-serving/config-features is missing: Knative Serving is not installed",
         ),
         (
+            {"PODMONITOR_CRD": "status-not-found.json"},
+            "monitoring-crd: CRD podmonitors.monitoring.coreos.com is missing: `helm install` would fail",
+        ),
+        (
             {"NODES": "nodes-amd64-only.json"},
             "nodes: no schedulable node has dr-serving/pool=graviton with taints that pool graviton "
             "tolerates, so dr-serving-mobilenet-graviton stays Pending. Fix: add such a node (group), or set "
@@ -127,6 +133,7 @@ def test_requirements_follow_the_values() -> None:
         "kserve-controller-version",
         "knative-flag-off",
         "no-knative",
+        "no-prometheus-operator",
         "no-arm64-node",
     ],
 )

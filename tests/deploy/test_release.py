@@ -183,11 +183,13 @@ def test_full_cycle_on_a_live_cluster(tmp_path: Path) -> None:
     """Install on kind, wait until Ready, send one real prediction per endpoint, then uninstall."""
     import httpx
 
-    from dr_deploy import cluster
+    from dr_deploy import cluster, preflight
 
     manager = ReleaseManager()
     spec = ReleaseSpec(name="dr-e2e", namespace="dr-e2e", values_files=(CI / "kind-values.yaml",))
     image = (CHART_DIR / "files" / "fundus.jpg").read_bytes()
+    needs = preflight.requirements(manager.template(spec), spec.namespace)
+    assert [p.line() for p in preflight.check(cluster.api_client(), needs)] == []
     try:
         info = manager.install_or_upgrade(spec, timeout="10m")
         assert info.status == "deployed"
