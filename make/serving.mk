@@ -12,16 +12,21 @@ SERVE_HOST ?= 127.0.0.1
 BACKEND ?= auto
 # Timed requests per measurement in `make bench`.
 BENCH_REQUESTS ?= 50
-# Models measured by `make bench` (built under MODELS_DIR when missing).
+# Models measured by `make bench` (built under MODELS_DIR when missing; model.tflite and the guarded
+# model.int8.tflite converted when missing).
 BENCH_MODELS ?= mobilenet,vgg19
+# Closed-loop connection counts and the length of each closed-loop run, s.
+BENCH_CONNECTIONS ?= 1,4,16,64
+BENCH_SECONDS ?= 5
 
 .PHONY: serve
 serve: model ## Serve MODEL_DIR on SERVE_HOST:PORT until Ctrl-C (V1, V2, SageMaker /invocations, /metrics).
 	@$(DR) serve --model-dir $(MODEL_DIR) --host $(SERVE_HOST) --http-port $(PORT) --backend $(BACKEND)
 
 .PHONY: bench
-bench: models ## Benchmark bare vs served prediction, loopback overhead and the matmul roofline; writes runs/bench-*.json.
-	@$(DR) bench --models $(BENCH_MODELS) --requests $(BENCH_REQUESTS) --model-root $(or $(MODELS_DIR),models)
+bench: models ## Naive/TF/LiteRT fp32/int8 bare, served and closed-loop, vs the machine's peaks; writes runs/bench-*.json + CSV.
+	@$(DR) bench --models $(BENCH_MODELS) --requests $(BENCH_REQUESTS) --model-root $(or $(MODELS_DIR),models) \
+		--connections $(BENCH_CONNECTIONS) --seconds $(BENCH_SECONDS)
 
 # Cases of the hypothesis generator in `make fuzz` (make test runs 300).
 FUZZ_EXAMPLES ?= 5000

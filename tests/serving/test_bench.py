@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
 import pytest
 
 from dr_cli.main import main
-from serving.bench import percentile
+from serving.bench import BARE_VARIANTS, SERVED_VARIANTS, percentile
 
 
 def test_percentile_interpolates() -> None:
@@ -32,8 +33,15 @@ def test_percentile_of_nothing() -> None:
             ["bench", "--models", "mobilenet,resnet"],
             "Error: Expected models among ['mobilenet', 'vgg19'], got ['resnet'].",
         ),
+        (
+            ["bench", "--variants", "naive,onnx"],
+            "Error: Expected variants among ['naive', 'tf-fp32', 'litert-fp32', 'litert-int8'], "
+            "got ['onnx'].",
+        ),
+        (["bench", "--connections", "1,x"], "Error: Expected --connections like 1,4,16,64, got '1,x'."),
+        (["bench", "--connections", "0"], "Error: Expected positive connection counts, got '0'."),
     ],
-    ids=["too-few-requests", "unknown-model"],
+    ids=["too-few-requests", "unknown-model", "unknown-variant", "bad-connections", "zero-connections"],
 )
 def test_bad_arguments_are_usage_errors(
     argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
@@ -43,22 +51,29 @@ def test_bad_arguments_are_usage_errors(
 
 
 @pytest.mark.slow
-def test_a_short_run_measures_both_routes_through_the_real_server(
-    mobilenet_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_a_short_run_measures_every_variant_bare_served_and_under_load(
+    mobilenet_int8_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "bench.json"
-    argv = ["bench", "--models", "mobilenet", "--model-root", str(mobilenet_dir.parent), "--requests", "3"]
-    assert main([*argv, "--warmup", "1", "--out", str(out)]) == 0
+    argv = ["bench", "--models", "mobilenet", "--model-root", str(mobilenet_int8_dir.parent)]
+    argv += ["--requests", "3", "--warmup", "1", "--connections", "1,2", "--seconds", "0.5"]
+    assert main([*argv, "--out", str(out)]) == 0
     results = json.loads(out.read_text())
     assert results["requests"] == 3
-    assert set(results["matmul_peak_gflops"]) >= {"tensorflow"}
+    assert set(results["peaks_gops"]) >= {"fp32", "int8", "tensorflow_matmul_fp32", "litert_fc_int8"}
     mobilenet = results["models"]["mobilenet"]
     assert mobilenet["gflops_per_image"] == pytest.approx(1.14)
-    assert mobilenet["bare_ms"]["p50"] > 0
-    assert set(mobilenet["served"]) == {"v1_raw", "v2_binary"}
-    for route in mobilenet["served"].values():
-        # Server prediction time comes from the X-DR-Prediction-Ms header and fits inside the client's time.
-        assert 0 < route["prediction_ms"]["p50"] <= route["end_to_end_ms"]["p50"]
-        assert route["end_to_end_minus_prediction_ms_p50"] > 0
+    assert list(mobilenet["bare"]) == list(BARE_VARIANTS)
+    assert mobilenet["bare"]["litert-int8"]["precision"] == "int8"
+    assert all(figures["p50_ms"] > 0 for figures in mobilenet["bare"].values())
+    assert set(mobilenet["served"]) == set(SERVED_VARIANTS)
+    for served in mobilenet["served"].values():
+        assert 0 < served["prediction_ms_p50"] <= served["end_to_end_ms"]["p50"]
+        assert [row["connections"] for row in served["load"]] == [1, 2]
+        assert all(row["requests"] > 0 and row["errors"] == 0 for row in served["load"])
+    assert mobilenet["int8_guard"]["grade_agreement"] >= 0.99
+    with out.with_name("bench-load.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 2 * len(SERVED_VARIANTS) and {"per_second", "over_offline", "errors"} <= set(rows[0])
     printed = capsys.readouterr().out
-    assert "v1_raw" in printed and "v2_binary" in printed and f"wrote {out}" in printed
+    assert "closed loop" in printed and "litert-int8" in printed and f"wrote {out}" in printed

@@ -1,0 +1,104 @@
+"""A closed-loop HTTP load: N connections, each sending its next request as soon as the last one is answered.
+
+Each connection is a thread with its own keep-alive ``http.client`` connection (the standard library's client
+costs about a tenth of httpx's per request, and the server, not the client, should be what is measured). A
+failed request (exception or non-200 answer) counts as an error and the connection is reopened.
+"""
+
+from __future__ import annotations
+
+import http.client
+import threading
+import time
+from dataclasses import dataclass
+
+__all__ = ["LoadResult", "closed_loop", "percentile"]
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q``-th percentile (0–100) with linear interpolation."""
+    if not values:
+        raise ValueError("Expected at least one value, got none.")
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadResult:
+    """What one closed-loop run achieved."""
+
+    connections: int
+    seconds: float
+    requests: int
+    errors: int
+    p50_ms: float
+    p99_ms: float
+
+    @property
+    def per_second(self) -> float:
+        """Answered requests per second (errors excluded)."""
+        return self.requests / self.seconds if self.seconds > 0 else 0.0
+
+
+def closed_loop(
+    host: str,
+    port: int,
+    path: str,
+    body: bytes,
+    headers: dict[str, str],
+    *,
+    connections: int,
+    seconds: float,
+    warmup_seconds: float = 0.5,
+    timeout: float = 60.0,
+) -> LoadResult:
+    """Keep ``connections`` requests in flight for ``seconds`` (after ``warmup_seconds``) and count."""
+    if connections < 1 or seconds <= 0:
+        raise ValueError(f"Expected connections >= 1 and seconds > 0, got {connections} and {seconds}.")
+    start_at = time.perf_counter() + warmup_seconds
+    stop_at = start_at + seconds
+    latencies: list[list[float]] = [[] for _ in range(connections)]
+    errors = [0] * connections
+    ready = threading.Barrier(connections)
+
+    def connection(index: int) -> None:
+        client = http.client.HTTPConnection(host, port, timeout=timeout)
+        ready.wait()
+        while True:
+            started = time.perf_counter()
+            if started >= stop_at:
+                break
+            try:
+                client.request("POST", path, body=body, headers=headers)
+                response = client.getresponse()
+                response.read()
+                ok = response.status == 200
+            except (OSError, http.client.HTTPException):
+                ok = False
+                client.close()
+                client = http.client.HTTPConnection(host, port, timeout=timeout)
+            finished = time.perf_counter()
+            if started >= start_at and finished <= stop_at:
+                if ok:
+                    latencies[index].append((finished - started) * 1000)
+                else:
+                    errors[index] += 1
+        client.close()
+
+    threads = [threading.Thread(target=connection, args=(i,), daemon=True) for i in range(connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    answered = [value for values in latencies for value in values]
+    return LoadResult(
+        connections=connections,
+        seconds=seconds,
+        requests=len(answered),
+        errors=sum(errors),
+        p50_ms=percentile(answered, 50) if answered else float("nan"),
+        p99_ms=percentile(answered, 99) if answered else float("nan"),
+    )
