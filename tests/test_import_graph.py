@@ -120,3 +120,30 @@ def test_the_leaves_of_the_command_line_import_nothing_of_ours() -> None:
 )
 def test_cycle_finder(graph: dict[str, set[str]], expected: list[str] | None) -> None:
     assert _cycle(graph) == expected
+
+
+def _runtime_imports_argparse(path: Path) -> bool:
+    """Whether ``path`` imports argparse outside an ``if TYPE_CHECKING:`` block."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    hidden = {
+        id(child)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
+        for child in ast.walk(node)
+    }
+    return any(
+        isinstance(node, ast.Import)
+        and any(a.name == "argparse" for a in node.names)
+        and id(node) not in hidden
+        for node in ast.walk(tree)
+    )
+
+
+@pytest.mark.parametrize("package", ["loadtest", "dr_deploy"])
+def test_only_the_commands_module_of_an_area_imports_argparse(package: str) -> None:
+    users = {
+        path.relative_to(ROOT).as_posix()
+        for path in (ROOT / package).rglob("*.py")
+        if _runtime_imports_argparse(path)
+    }
+    assert users == {f"{package}/commands.py"}

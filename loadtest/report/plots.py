@@ -9,6 +9,7 @@ orders of magnitude, and titles that say the scenario, the model(s), the load an
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -30,14 +31,15 @@ _DPI = 110
 #: Line style of each percentile, the same in every plot.
 PERCENTILE_STYLES = {"p50": "-", "p95": "--", "p99": ":"}
 #: Colour of each part of a request's time in the anatomy plot.
+#: (Not from the per-target palette, so a part is never mistaken for a target.)
 _PART_COLOURS = {
-    "body": "#c7c7c7",
-    "decode": "#9edae5",
-    "queue": "#ff9896",
-    "prediction": "#1f77b4",
-    "postprocess": "#aec7e8",
-    "other server": "#dbdb8d",
-    "client side": "#7f7f7f",
+    "body": "#d9d9d9",
+    "decode": "#bcbddc",
+    "queue": "#b2182b",
+    "prediction": "#54278f",
+    "postprocess": "#9e9ac8",
+    "other server": "#fee6ce",
+    "client side": "#737373",
 }
 
 
@@ -52,6 +54,18 @@ def _title(run: RunData, what: str, *, load: str) -> str:
     s = run.summary
     models = ", ".join(dict.fromkeys(g.model for g in s.groups)) or "–"
     return f"{what}\n{s.scenario} · {models} · {load} · {s.environment}"
+
+
+def _loads(rows: list[Any]) -> str:
+    """The phases and loads of ``rows`` in a few words, e.g. ``warm, cold (sequential) · users 10, 50``."""
+    parts = []
+    sequential = list(dict.fromkeys(r.phase for r in rows if r.phase != "load"))
+    if sequential:
+        parts.append(f"{', '.join(sequential)} (sequential)")
+    users = sorted({r.users for r in rows if r.phase == "load"})
+    if users:
+        parts.append("users " + ", ".join(str(u) for u in users))
+    return " · ".join(parts)
 
 
 def _plain_axis(ax: plt.Axes, values: list[float]) -> None:
@@ -196,8 +210,7 @@ def load_steps(run: RunData, analysis: Analysis, colours: dict[str, str], path: 
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
         ax.set_ylim(bottom=0) if ax.get_yscale() == "linear" else None
-    loads = ", ".join(str(u) for u in sorted({r.users for r in steps}))
-    fig.suptitle(_title(run, "Latency and throughput by load", load=f"users {loads}"), fontsize=9)
+    fig.suptitle(_title(run, "Latency and throughput by load", load=_loads(steps)), fontsize=9)
     return _save(fig, path)
 
 
@@ -217,15 +230,14 @@ def anatomy(run: RunData, analysis: Analysis, colours: dict[str, str], path: Pat
             continue
         ax.barh(y, values, left=left, color=colour, edgecolor="white", label=part)
         left += values
-    for yi, row in zip(y, rows, strict=True):
-        ax.plot([0], [yi], marker="s", color=colours.get(row.target, "k"), markersize=8, clip_on=False)
     ax.set_yticks(y, labels, fontsize=7)
+    for tick, row in zip(ax.get_yticklabels(), rows, strict=True):
+        tick.set_color(colours.get(row.target, "k"))  # the target's colour, as in every other plot
     ax.set_xlabel("mean ms per request")
     ax.set_xlim(left=0)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(axis="x", alpha=0.3)
-    loads = ", ".join(dict.fromkeys(load_label(r.phase, r.users) for r in rows))
-    ax.set_title(_title(run, "Latency anatomy: where a request's time goes", load=loads), fontsize=9)
+    ax.set_title(_title(run, "Latency anatomy: where a request's time goes", load=_loads(rows)), fontsize=9)
     return _save(fig, path)
 
 

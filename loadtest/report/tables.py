@@ -278,7 +278,13 @@ def all_tables(
             ],
             note="Means over successful requests (means add up to the total; medians would not). queue = "
             "waiting for the inference thread; client side = network and client queueing (total − server − "
-            "postprocess). '–' = the server did not report that phase.",
+            "postprocess). '–' = the server did not report that phase."
+            + (
+                " A cold request's client side includes waiting for the target to start (process start or "
+                "scale from zero): the cold-start breakdown splits it."
+                if any(r.phase == "cold" for r in a.anatomy)
+                else ""
+            ),
         ),
         Table(
             kind=TableKind.SPEEDUPS,

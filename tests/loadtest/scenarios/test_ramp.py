@@ -56,3 +56,27 @@ def test_small_ramp_reports_each_step(cli, predictor: Target, tmp_path: Path) ->
     report = (run_dir / "report.md").read_text()
     assert "## Load steps (client latency ms)" in report
     assert (run_dir / "plots" / "load_steps.png").is_file()
+
+
+@pytest.mark.slow
+def test_under_load_queue_time_grows_while_prediction_time_does_not(
+    cli, predictor: Target, tmp_path: Path
+) -> None:
+    """The server's phase headers reach the step statistics: more users wait longer for the one inference
+    thread, but the backend call itself (what "prediction" means) stays near its one-user time."""
+    result = cli(
+        "lab", "run", "ramp", "--url", predictor.url, "--users", "1,6", "--step-seconds", "4", "--pause", "0",
+        "--image-size", "256", "--no-prometheus", "--no-report", "--out", str(tmp_path), "--quiet",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (run_dir,) = tmp_path.glob("*-ramp")
+    steps = {s["users"]: s for s in json.loads((run_dir / "summary.json").read_text())["steps"]}
+    one, six = steps[1], steps[6]
+    assert one["anatomy"]["requests"] > 0 and six["anatomy"]["requests"] > 0
+    assert six["anatomy"]["queue_ms"] > max(3 * one["anatomy"]["queue_ms"], 1.0), (
+        one["anatomy"],
+        six["anatomy"],
+    )
+    assert six["server_prediction_ms"]["p50"] < 4 * one["server_prediction_ms"]["p50"], (one, six)
+    assert six["server_queue_ms"]["p50"] > one["server_queue_ms"]["p50"]
