@@ -32,11 +32,10 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
+import threading
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -44,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from serving.closed_loop import closed_loop, percentile
+from serving.peaks import litert_peak_gops, matmul_peak_gflops
 
 __all__ = [
     "BARE_VARIANTS",
@@ -72,7 +72,6 @@ TARGETS = {
     "load16_over_offline_min": 0.8,
     "errors_at_64_max": 0,
 }
-_MATMUL_SIZE = 2048
 _MICRO_BATCH = 8
 
 
@@ -105,78 +104,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-# ----------------------------------------------------------------------------------------------- peaks
-
-
-def matmul_peak_gflops(*, size: int = _MATMUL_SIZE, repeats: int = 10) -> dict[str, float]:
-    """Best fp32 matmul rate, GFLOP/s: TensorFlow in process, numpy in a subprocess with OpenBLAS tuned."""
-    import tensorflow as tf
-
-    a = tf.random.uniform((size, size), dtype=tf.float32)
-    b = tf.random.uniform((size, size), dtype=tf.float32)
-    tf.linalg.matmul(a, b).numpy()
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        tf.linalg.matmul(a, b).numpy()
-        best = min(best, time.perf_counter() - started)
-    rates = {"tensorflow": 2 * size**3 / best / 1e9}
-    code = "\n".join(
-        [
-            "import time, numpy as np",
-            f"a = np.random.rand({size}, {size}).astype(np.float32); b = a.copy(); a @ b; best = 1e9",
-            f"for _ in range({repeats}):",
-            "    t = time.perf_counter(); a @ b; best = min(best, time.perf_counter() - t)",
-            f"print(2 * {size}**3 / best / 1e9)",
-        ]
-    )
-    env = {**os.environ, "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "SkylakeX")}
-    try:
-        output = subprocess.run(
-            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=True
-        ).stdout
-        rates["numpy"] = float(output.strip().splitlines()[-1])
-    except (subprocess.SubprocessError, ValueError, IndexError):
-        pass
-    return rates
-
-
-def litert_peak_gops(*, rows: int = 256, size: int = 1024, repeats: int = 20) -> dict[str, float]:
-    """Best LiteRT (XNNPACK) rate of a ``rows × size`` by ``size × size`` fully connected layer, fp32/int8."""
-    import keras
-    import numpy as np
-    import tensorflow as tf
-    from ai_edge_litert.interpreter import Interpreter
-
-    from serving.backends.litert import available_cpus
-
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((size,), batch_size=rows)
-    model = keras.Model(inputs, keras.layers.Dense(size, use_bias=False)(inputs))
-    sample = np.random.default_rng(0).uniform(-1, 1, (rows, size)).astype(np.float32)
-    rates = {}
-    for precision in ("fp32", "int8"):
-        converter = tf.lite.TFLiteConverter.from_keras_model(model)
-        if precision == "int8":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = lambda: iter([[sample]])
-        with warnings.catch_warnings():
-            # The converter asks for input statistics it then takes from the representative dataset.
-            warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
-            content = converter.convert()
-        interpreter = Interpreter(model_content=content, num_threads=available_cpus())
-        interpreter.allocate_tensors()
-        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], sample)
-        interpreter.invoke()
-        best = float("inf")
-        for _ in range(repeats):
-            started = time.perf_counter()
-            interpreter.invoke()
-            best = min(best, time.perf_counter() - started)
-        rates[precision] = 2 * rows * size * size / best / 1e9
-    return rates
-
-
 # ------------------------------------------------------------------------------------------------ bare
 
 
@@ -188,6 +115,10 @@ class _Variant:
     precision: str
     one: Callable[[], Any]
     many: Callable[[], Any]
+    #: The backend (``predict(batch)``), for the micro-batching measurement; ``None`` for ``naive``.
+    backend: Any = None
+    #: One preprocessed image, ``[1, H, W, 3]``.
+    image: Any = None
 
 
 def _naive(arch: str, input_size: int, workdir: Path) -> Any:
@@ -241,6 +172,8 @@ def _variants(model_dir: Path, names: list[str], arch: str, workdir: Path) -> tu
                 precision="int8" if name.endswith("int8") else "fp32",
                 one=lambda b=backend: b.predict(one),
                 many=lambda b=backend: b.predict(many),
+                backend=backend,
+                image=one,
             )
         )
     return made, skipped
@@ -273,6 +206,64 @@ def _interleaved(
     finally:
         gc.enable()
     return times
+
+
+# ------------------------------------------------------------------------------------- micro-batching
+
+
+def _callers(predict: Callable[[Any], Any], image: Any, *, callers: int, calls: int) -> tuple[float, float]:
+    """``callers`` threads each calling ``predict(image)`` ``calls`` times: (calls per second, p50 ms)."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def caller() -> None:
+        mine = []
+        for _ in range(calls):
+            started = time.perf_counter()
+            predict(image)
+            mine.append((time.perf_counter() - started) * 1000)
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=caller) for _ in range(callers)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return len(latencies) / (time.perf_counter() - started), percentile(latencies, 50)
+
+
+def _micro_batching(variant: _Variant, *, images: int) -> list[dict[str, Any]]:
+    """Calls/s and p50 at 1, 16 and 64 callers: one inference thread (as served) vs micro-batched."""
+    from serving.micro_batch import MicroBatcher
+
+    lock = threading.Lock()
+
+    def serialized(image: Any) -> Any:  # the server's single inference thread
+        with lock:
+            return variant.backend.predict(image)
+
+    batcher = MicroBatcher(variant.backend, max_batch=_MICRO_BATCH, max_wait_s=0.002)
+    rows = []
+    try:
+        for callers in (1, 16, 64):
+            calls = max(2, images // callers)
+            direct = _callers(serialized, variant.image, callers=callers, calls=calls)
+            batched = _callers(batcher.predict, variant.image, callers=callers, calls=calls)
+            rows.append(
+                {
+                    "callers": callers,
+                    "direct_per_s": round(direct[0], 2),
+                    "batched_per_s": round(batched[0], 2),
+                    "gain": round(batched[0] / direct[0], 3),
+                    "direct_p50_ms": round(direct[1], 3),
+                    "batched_p50_ms": round(batched[1], 3),
+                }
+            )
+    finally:
+        batcher.close()
+    return rows
 
 
 # ---------------------------------------------------------------------------------------------- served
@@ -486,6 +477,11 @@ def _bench_model(
             "share_of_peak": round(gflops / (p50 / 1000) / peaks[variant.precision], 4),
             f"batch{_MICRO_BATCH}_ms_per_image": round(statistics.median(many) / _MICRO_BATCH, 3),
         }
+    micro: dict[str, list[dict[str, Any]]] = {}
+    for variant in made:
+        if variant.backend is not None:
+            print(f">> {name}: micro-batching {variant.name} (1, 16, 64 callers)", flush=True)
+            micro[variant.name] = _micro_batching(variant, images=max(16, requests))
     del made
     gc.collect()
     result: dict[str, Any] = {
@@ -493,6 +489,7 @@ def _bench_model(
         "gflops_per_image": gflops,
         "bare": bare,
         "skipped": skipped,
+        "micro_batching": micro,
         "served": {},
     }
     for variant, flags in SERVED_VARIANTS.items():
@@ -535,7 +532,7 @@ def _ratio(numerator: float | None, denominator: float | None) -> float | None:
 
 def _tables(results: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """Rows of the bare, served and load tables (what the CSV files hold)."""
-    bare_rows, served_rows, load_rows = [], [], []
+    bare_rows, served_rows, load_rows, micro_rows = [], [], [], []
     for name, model in results["models"].items():
         bare = model["bare"]
         naive = bare.get("naive", {}).get("p50_ms")
@@ -556,6 +553,8 @@ def _tables(results: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
                     ),
                 }
             )
+        for variant, rows in model.get("micro_batching", {}).items():
+            micro_rows.extend({"model": name, "variant": variant, **row} for row in rows)
         for variant, served in model["served"].items():
             end_to_end = served["end_to_end_ms"]["p50"]
             offline = 1000 / bare[variant]["mean_ms"]
@@ -584,7 +583,7 @@ def _tables(results: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
                         "over_offline": _ratio(row["per_second"], offline),
                     }
                 )
-    return {"bare": bare_rows, "served": served_rows, "load": load_rows}
+    return {"bare": bare_rows, "micro_batching": micro_rows, "served": served_rows, "load": load_rows}
 
 
 def _print(results: dict[str, Any], tables: dict[str, list[dict[str, Any]]]) -> None:
@@ -600,6 +599,7 @@ def _print(results: dict[str, Any], tables: dict[str, list[dict[str, Any]]]) -> 
     )
     titles = {
         "bare": "bare batch-1, variants interleaved in one process",
+        "micro_batching": f"in-process callers: one inference thread vs batches of <= {_MICRO_BATCH} in 2 ms",
         "served": "served (V1 raw JPEG, one keep-alive connection)",
         "load": "closed loop, V1 raw JPEG",
     }

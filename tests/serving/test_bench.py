@@ -66,6 +66,10 @@ def test_a_short_run_measures_every_variant_bare_served_and_under_load(
     assert list(mobilenet["bare"]) == list(BARE_VARIANTS)
     assert mobilenet["bare"]["litert-int8"]["precision"] == "int8"
     assert all(figures["p50_ms"] > 0 for figures in mobilenet["bare"].values())
+    assert set(mobilenet["micro_batching"]) == {"tf-fp32", "litert-fp32", "litert-int8"}
+    for rows in mobilenet["micro_batching"].values():
+        assert [row["callers"] for row in rows] == [1, 16, 64]
+        assert all(row["direct_per_s"] > 0 and row["batched_per_s"] > 0 for row in rows)
     assert set(mobilenet["served"]) == set(SERVED_VARIANTS)
     for served in mobilenet["served"].values():
         assert 0 < served["prediction_ms_p50"] <= served["end_to_end_ms"]["p50"]
