@@ -11,7 +11,20 @@ from typing import Any, ClassVar
 
 from locust import LoadTestShape
 
-__all__ = ["SHAPES", "ConstantShape", "RandomShape", "SpikeShape", "StepShape", "make_shape"]
+__all__ = [
+    "MAX_SPAWN_RATE",
+    "SHAPES",
+    "ConstantShape",
+    "RandomShape",
+    "SpikeShape",
+    "StepShape",
+    "make_shape",
+]
+
+
+#: Users started per second at most: Locust warns above 100 ("spawn rate is very high"), and on a small load
+#: generator faster spawning only delays the first requests of a step.
+MAX_SPAWN_RATE = 100.0
 
 
 class _ConfigurableShape(LoadTestShape):
@@ -25,6 +38,12 @@ class _ConfigurableShape(LoadTestShape):
             if key.startswith("_") or not hasattr(type(self), key) or callable(getattr(type(self), key)):
                 raise TypeError(f"{type(self).__name__} has no setting {key!r}.")
             setattr(self, key, value)
+        rate = getattr(self, "spawn_rate", None)
+        if rate is not None and not 0 < rate <= MAX_SPAWN_RATE:
+            raise ValueError(
+                f"{type(self).__name__}.spawn_rate must be in (0, {MAX_SPAWN_RATE:g}] users per second "
+                f"(Locust warns above {MAX_SPAWN_RATE:g}), got {rate!r}."
+            )
         self.validate()
 
     def validate(self) -> None:

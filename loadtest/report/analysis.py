@@ -296,18 +296,16 @@ def cost_rows(run: RunData, rows: list[LatencyRow], prices: PriceTable) -> list[
     found = []
     for row in rows:
         cost = prices.cost_per_inference(
-            {
-                "instance_type": row.instance_type,
-                "pool": row.pool,
-                "memory_profile": row.memory_profile,
-                "client_ms": {"p50": row.total.p50},
-                "throughput_rps": row.throughput_rps,
-                "users_max": row.users,
-            }
+            instance_type=row.instance_type,
+            pool=row.pool,
+            memory_profile=row.memory_profile,
+            p50_ms=row.total.p50,
+            throughput_rps=row.throughput_rps,
+            users=row.users,
         )
         if cost is None:
             continue
-        priced_as = cost["priced_as"]
+        priced_as = cost.price.priced_as
         if run.emulated and "stand-in" not in priced_as:
             priced_as += " (stand-in)"
         found.append(
@@ -316,9 +314,9 @@ def cost_rows(run: RunData, rows: list[LatencyRow], prices: PriceTable) -> list[
                 phase=row.phase,
                 users=row.users,
                 priced_as=priced_as,
-                per_second=cost["per_second"],
-                usd_sequential=cost["usd_sequential"],
-                usd_at_throughput=cost.get("usd_at_throughput"),
+                per_second=cost.price.per_second,
+                usd_sequential=cost.usd_sequential,
+                usd_at_throughput=cost.usd_at_throughput,
             )
         )
     return found

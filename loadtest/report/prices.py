@@ -4,13 +4,37 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 import yaml
 
-__all__ = ["DEFAULT_PRICES", "PriceTable", "load_prices"]
+__all__ = ["DEFAULT_PRICES", "Cost", "Price", "PriceTable", "load_prices"]
 
 DEFAULT_PRICES = Path(__file__).resolve().parent.parent / "prices.yaml"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Price:
+    """How one target is priced."""
+
+    basis: Literal["serverless", "instance"]
+    per_second: float
+    """USD per second of use."""
+    priced_as: str
+    """e.g. ``m5.xlarge``, ``serverless 2Gi``, ``m4.xlarge (stand-in for an emulated pool)``."""
+    per_hour: float | None = None
+    """USD per hour (instances only)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cost:
+    """The cost of one inference under a price."""
+
+    price: Price
+    usd_sequential: float
+    """Price per second × median latency."""
+    usd_at_throughput: float | None = None
+    """Price per hour ÷ measured throughput (instances under load only)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -22,39 +46,49 @@ class PriceTable:
     local_pools: dict[str, str] = field(default_factory=dict)
     source: str = ""
 
-    def price_for(self, group: dict[str, Any]) -> dict[str, Any] | None:
-        """How one group of requests is priced: ``{"basis", "per_second", "priced_as"}`` or ``None``."""
-        profile = group.get("memory_profile")
-        if profile and profile in self.serverless:
-            return {
-                "basis": "serverless",
-                "per_second": self.serverless[profile],
-                "priced_as": f"serverless {profile}",
-            }
-        instance = str(group.get("instance_type") or "").removeprefix("ml.")
+    def price_for(self, *, instance_type: str, pool: str, memory_profile: str | None) -> Price | None:
+        """How requests on one target are priced: serverless by memory size, else by instance type (or the
+        instance an emulated pool stands in for); ``None`` when the table has no price for it."""
+        if memory_profile and memory_profile in self.serverless:
+            return Price(
+                basis="serverless",
+                per_second=self.serverless[memory_profile],
+                priced_as=f"serverless {memory_profile}",
+            )
+        instance = str(instance_type or "").removeprefix("ml.")
         stand_in = ""
-        if instance not in self.instances and group.get("pool") in self.local_pools:
-            instance, stand_in = self.local_pools[group["pool"]], " (stand-in for an emulated pool)"
+        if instance not in self.instances and pool in self.local_pools:
+            instance, stand_in = self.local_pools[pool], " (stand-in for an emulated pool)"
         if instance in self.instances:
-            return {
-                "basis": "instance",
-                "per_second": self.instances[instance] / 3600.0,
-                "per_hour": self.instances[instance],
-                "priced_as": f"{instance}{stand_in}",
-            }
+            return Price(
+                basis="instance",
+                per_second=self.instances[instance] / 3600.0,
+                per_hour=self.instances[instance],
+                priced_as=f"{instance}{stand_in}",
+            )
         return None
 
-    def cost_per_inference(self, group: dict[str, Any]) -> dict[str, Any] | None:
-        """Cost of one inference: price per second × median latency, and (instances) per hour ÷ throughput."""
-        price = self.price_for(group)
-        p50 = (group.get("client_ms") or {}).get("p50")
-        if price is None or p50 is None:
+    def cost_per_inference(
+        self,
+        *,
+        instance_type: str,
+        pool: str,
+        memory_profile: str | None,
+        p50_ms: float | None,
+        throughput_rps: float | None = None,
+        users: int = 1,
+    ) -> Cost | None:
+        """Cost of one inference: price per second × median latency, and (instances under load, ``users`` > 1)
+        price per hour ÷ throughput."""
+        price = self.price_for(instance_type=instance_type, pool=pool, memory_profile=memory_profile)
+        if price is None or p50_ms is None:
             return None
-        cost = {**price, "usd_sequential": price["per_second"] * p50 / 1000.0}
-        throughput = group.get("throughput_rps")
-        if price["basis"] == "instance" and throughput and group.get("users_max", 1) > 1:
-            cost["usd_at_throughput"] = price["per_hour"] / 3600.0 / throughput
-        return cost
+        at_throughput = None
+        if price.per_hour is not None and throughput_rps and users > 1:
+            at_throughput = price.per_hour / 3600.0 / throughput_rps
+        return Cost(
+            price=price, usd_sequential=price.per_second * p50_ms / 1000.0, usd_at_throughput=at_throughput
+        )
 
 
 def load_prices(path: str | Path | None = None) -> PriceTable:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from loadtest.campaign import Campaign
 from loadtest.scenarios.options import RampOptions
-from loadtest.shapes import StepShape
+from loadtest.shapes import MAX_SPAWN_RATE, StepShape
 
-__all__ = ["MAX_SPAWN_RATE", "check", "run", "spawn_rate"]
+__all__ = ["check", "run", "spawn_rate"]
 
-#: Users started per second between steps: Locust warns above 100 ("spawn rate is very high"), so a step up
-#: from 200 to 500 users takes 3 s; requests sent meanwhile are recorded with ``active_users`` < ``users``
-#: and left out of the step's statistics.
-MAX_SPAWN_RATE = 100.0
+# Users start at most MAX_SPAWN_RATE per second between steps (Locust warns above 100), so a step up from
+# 200 to 500 users takes 3 s; requests sent meanwhile are recorded with ``active_users`` < ``users`` and left
+# out of the step's statistics.
 
 
 def spawn_rate(steps: tuple[int, ...]) -> float:

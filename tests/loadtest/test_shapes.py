@@ -53,8 +53,19 @@ def test_random_shape_is_reproducible_by_seed() -> None:
         ("constant", {"users": 0}, ValueError),
         ("constant", {"colour": "red"}, TypeError),
         ("zigzag", {}, ValueError),
+        ("step", {"spawn_rate": 500.0}, ValueError),
+        ("spike", {"spawn_rate": 0.0}, ValueError),
     ],
-    ids=["no-steps", "peak-below-base", "zero-min", "zero-users", "unknown-setting", "unknown-shape"],
+    ids=[
+        "no-steps",
+        "peak-below-base",
+        "zero-min",
+        "zero-users",
+        "unknown-setting",
+        "unknown-shape",
+        "spawn-rate-locust-warns-about",
+        "zero-spawn-rate",
+    ],
 )
 def test_bad_settings(name: str, settings: dict, error: type[Exception]) -> None:
     with pytest.raises(error):

@@ -22,32 +22,31 @@ def test_default_prices_are_the_published_ones() -> None:
 
 def test_instance_and_serverless_costs() -> None:
     prices = load_prices()
-    instance = {"instance_type": "ml.c7g.xlarge", "pool": "graviton", "client_ms": {"p50": 100.0}}
-    cost = prices.cost_per_inference(instance)
-    assert cost["priced_as"] == "c7g.xlarge"
-    assert cost["usd_sequential"] == pytest.approx(0.174 / 3600 * 0.1)
-    serverless = {
-        "instance_type": "m5.xlarge",
-        "memory_profile": "3Gi",
-        "client_ms": {"p50": 336.0},
-        "throughput_rps": 20.0,
-        "users_max": 10,
-    }
-    cost = prices.cost_per_inference(serverless)
-    assert cost["basis"] == "serverless" and "usd_at_throughput" not in cost
-    assert cost["usd_sequential"] == pytest.approx(0.00006 * 0.336)
-    loaded = {
-        "instance_type": "unknown",
-        "pool": "x86-1cpu",
-        "client_ms": {"p50": 50.0},
-        "throughput_rps": 40.0,
-        "users_max": 4,
-    }
-    cost = prices.cost_per_inference(loaded)
-    assert cost["priced_as"] == "m4.xlarge (stand-in for an emulated pool)"
-    assert cost["usd_at_throughput"] == pytest.approx(0.24 / 3600 / 40.0)
+    cost = prices.cost_per_inference(
+        instance_type="ml.c7g.xlarge", pool="graviton", memory_profile=None, p50_ms=100.0
+    )
+    assert cost is not None and cost.price.priced_as == "c7g.xlarge"
+    assert cost.usd_sequential == pytest.approx(0.174 / 3600 * 0.1)
+    cost = prices.cost_per_inference(
+        instance_type="m5.xlarge", pool="p", memory_profile="3Gi", p50_ms=336.0, throughput_rps=20.0, users=10
+    )
+    assert cost is not None and cost.price.basis == "serverless" and cost.usd_at_throughput is None
+    assert cost.usd_sequential == pytest.approx(0.00006 * 0.336)
+    cost = prices.cost_per_inference(
+        instance_type="unknown",
+        pool="x86-1cpu",
+        memory_profile=None,
+        p50_ms=50.0,
+        throughput_rps=40.0,
+        users=4,
+    )
+    assert cost is not None and cost.price.priced_as == "m4.xlarge (stand-in for an emulated pool)"
+    assert cost.usd_at_throughput == pytest.approx(0.24 / 3600 / 40.0)
     assert (
-        prices.cost_per_inference({"instance_type": "unknown", "pool": "p", "client_ms": {"p50": 1.0}})
+        prices.cost_per_inference(instance_type="unknown", pool="p", memory_profile=None, p50_ms=1.0) is None
+    )
+    assert (
+        prices.cost_per_inference(instance_type="m5.xlarge", pool="p", memory_profile=None, p50_ms=None)
         is None
     )
 

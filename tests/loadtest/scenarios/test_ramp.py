@@ -9,7 +9,8 @@ from loadtest.targets import Target
 
 
 def test_spawn_rate_stays_where_locust_does_not_warn() -> None:
-    from loadtest.scenarios.ramp import MAX_SPAWN_RATE, spawn_rate
+    from loadtest.scenarios.ramp import spawn_rate
+    from loadtest.shapes import MAX_SPAWN_RATE
 
     assert MAX_SPAWN_RATE == 100.0
     assert spawn_rate((10, 100, 200, 500)) == 100.0
@@ -60,17 +61,13 @@ def test_small_ramp_reports_each_step(cli, predictor: Target, tmp_path: Path) ->
 
 @pytest.mark.slow
 def test_under_load_queue_time_grows_while_prediction_time_does_not(
-    cli, predictor: Target, tmp_path: Path
+    quick_run, predictor: Target, tmp_path: Path
 ) -> None:
     """The server's phase headers reach the step statistics: more users wait longer for the one inference
     thread, but the backend call itself (what "prediction" means) stays near its one-user time."""
-    result = cli(
-        "lab", "run", "ramp", "--url", predictor.url, "--users", "1,6", "--step-seconds", "4", "--pause", "0",
-        "--image-size", "256", "--no-prometheus", "--no-report", "--out", str(tmp_path), "--quiet",
-        cwd=tmp_path,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    (run_dir,) = tmp_path.glob("*-ramp")
+    run_dir = quick_run(
+        "ramp", "--url", predictor.url, "--users", "1,6", "--step-seconds", "4", "--pause", "0", out=tmp_path
+    )
     steps = {s["users"]: s for s in json.loads((run_dir / "summary.json").read_text())["steps"]}
     one, six = steps[1], steps[6]
     assert one["anatomy"]["requests"] > 0 and six["anatomy"]["requests"] > 0
