@@ -82,6 +82,11 @@ class _GuardedHttpTools(HttpToolsProtocol):
         self._disarm()
         super().connection_lost(exc)
 
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to bytes that are not HTTP, counted and logged like every refusal."""
+        reject(model=self.model, method="-", path="-", status=400, reason="invalid_http", message=msg)
+        super().send_400_response(msg)
+
     def _arm(self) -> None:
         self._disarm()
         self._header_timer = self.loop.call_later(self.header_timeout, self._headers_too_slow)

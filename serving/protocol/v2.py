@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from serving.client import V2_BINARY_HEADER
 from serving.errors import InvalidRequest
 from serving.grading import Grading
 from serving.limits import Limits
@@ -44,8 +45,8 @@ __all__ = [
     "to_batch",
 ]
 
-#: Header of the V2 binary tensor extension: byte length of the JSON that starts the body.
-BINARY_HEADER = "inference-header-content-length"
+#: Header of the V2 binary tensor extension (byte length of the JSON that starts the body), as servers see it.
+BINARY_HEADER = V2_BINARY_HEADER.lower()
 
 
 @dataclass(kw_only=True)
