@@ -121,3 +121,35 @@ def test_the_time_split_puts_queueing_in_queue_and_only_the_backend_call_in_pred
     for h in headers:
         assert float(h["X-DR-Decode-Ms"]) > 0 and float(h["X-DR-Postprocess-Ms"]) > 0
         assert float(h["X-DR-Server-Ms"]) >= float(h["X-DR-Queue-Ms"]) + float(h["X-DR-Prediction-Ms"])
+
+
+def test_at_most_decode_slots_requests_decode_at_once(
+    foreign_savedmodel_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    model = DRModel("foreign", model_dir=foreign_savedmodel_dir, node=NODE, limits=Limits(decode_slots=2))
+    model.load()
+    decode = model._images_to_tensor
+    lock, running, most = threading.Lock(), [0], [0]
+
+    def counted(*args: object) -> object:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.2)
+        try:
+            return decode(*args)  # type: ignore[arg-type]
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(model, "_images_to_tensor", counted)
+    image = encode_image(make_fundus_image(1, size=224, seed=1), "PNG")
+
+    async def five() -> None:
+        await asyncio.gather(*(model(image, headers={"content-type": "image/png"}) for _ in range(5)))
+
+    asyncio.run(five())
+    model.stop()
+    assert most[0] == 2
