@@ -8,14 +8,18 @@ from __future__ import annotations
 
 from loadtest.images import Image, ImageSource
 from loadtest.recorder import COLUMNS, PHASES, RequestRecorder
+from loadtest.spec import CampaignSpec
+from loadtest.summary import RunSummary
 from loadtest.targets import Target, load_targets, parse_targets
 
 __all__ = [
     "COLUMNS",
     "PHASES",
+    "CampaignSpec",
     "Image",
     "ImageSource",
     "RequestRecorder",
+    "RunSummary",
     "Target",
     "load_targets",
     "parse_targets",

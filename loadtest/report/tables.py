@@ -105,9 +105,10 @@ def prometheus_table(checks: list[PrometheusCheck], prometheus: dict[str, Any] |
     """Prometheus quantiles beside the CSV's, with how they were queried."""
     prom = prometheus or {}
     note = (
-        f"Prometheus {prom.get('url', '')}: {prom.get('method', '')}. Tolerance = the wider of the two "
-        "histogram buckets holding the CSV and the Prometheus value (histogram_quantile interpolates inside "
-        "a bucket)."
+        f"Prometheus {prom.get('url', '')}: {prom.get('method', '')}, over the whole run (every phase and "
+        "load; the predictor's own histogram counts discarded requests too). Tolerance = the wider of the "
+        "two histogram buckets holding the CSV and the Prometheus value (histogram_quantile interpolates "
+        "inside a bucket)."
     )
     return Table(
         kind=TableKind.PROMETHEUS,
