@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+from starlette.requests import ClientDisconnect
 
 from serving.http.errors import reject
 from serving.limits import SMALL_BODY_BYTES, Limits
@@ -253,9 +254,7 @@ def _replay(body: bytes, receive: Any) -> Any:
 
 
 def _is_disconnect(exc: Exception) -> bool:
-    return type(exc).__name__ in {"ClientDisconnect", "ClientDisconnected"} or isinstance(
-        exc, ConnectionResetError | BrokenPipeError
-    )
+    return isinstance(exc, ClientDisconnect | ConnectionResetError | BrokenPipeError)
 
 
 class ReadinessGate:
