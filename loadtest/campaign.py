@@ -22,16 +22,18 @@ from typing import Any
 import gevent
 from locust import LoadTestShape
 from locust.env import Environment
-from locust.runners import STATE_CLEANUP, STATE_RUNNING, STATE_STOPPED
+from locust.runners import STATE_CLEANUP, STATE_RUNNING, STATE_STOPPED, Runner
 from locust.stats import PERCENTILES_TO_REPORT, RequestStats, StatsCSV
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from loadtest.distributed import DistributedRun, GeneratorMonitor, LocalWorkers
 from loadtest.emulation import LocalFleet
 from loadtest.exporter import LabExporter
 from loadtest.images import ImageSource
 from loadtest.prometheus_local import LocalPrometheus, PrometheusError, run_quantiles, run_window
 from loadtest.recorder import RequestRecorder
+from loadtest.spec import GeneratorSpec
 from loadtest.summary import RunSummary, group_stats, read_requests, step_stats
 from loadtest.targets import Target
 from loadtest.users import LoadUser, TargetUser, user_class_for
@@ -81,6 +83,11 @@ class Campaign:
     cold_start: list[dict[str, Any]] = field(default_factory=list)
     """Per cold request, where its time went (the cold-start scenario fills it)."""
     quiet: bool = False
+    workers: int = 0
+    """Locust workers (0: this process runs the users; see ``loadtest.distributed``)."""
+    generator_spec: GeneratorSpec = field(default_factory=GeneratorSpec)
+    image_spec: dict[str, Any] = field(default_factory=dict)
+    """How workers rebuild ``images`` (``folder``, ``count``, ``size``, ``seed``)."""
 
     def __post_init__(self) -> None:
         self.recorder = RequestRecorder(self.run_dir / "requests.csv")
@@ -94,6 +101,12 @@ class Campaign:
         self.exporter.register(self.environment)
         self.started = time.time()
         self.finished: float | None = None
+        self.user_specs: dict[str, dict[str, Any]] = {}
+        if self.workers:
+            kind = "cluster-workers" if self.generator_spec.external else "local-workers"
+        else:
+            kind = "local-process"
+        self.generator = GeneratorMonitor(kind=kind, workers=self.workers, pool=self.generator_spec.pool)
 
     def say(self, message: str) -> None:
         """Print one progress line (to stderr), unless quiet."""
@@ -116,7 +129,7 @@ class Campaign:
         self, base: type[TargetUser], target: Target, index: int, **attributes: Any
     ) -> type[TargetUser]:
         """``base`` bound to ``target``, with this campaign's images, protocol and scenario label."""
-        return user_class_for(
+        cls = user_class_for(
             base,
             target,
             index,
@@ -125,6 +138,17 @@ class Campaign:
             scenario=self.scenario,
             **attributes,
         )
+        # What a distributed worker needs to build the same class (``loadtest.worker.user_classes_from``).
+        self.user_specs[cls.__name__] = {
+            "name": cls.__name__,
+            "base": base.__name__,
+            "target": target.to_dict(),
+            "index": index,
+            "protocol": self.protocol,
+            "scenario": self.scenario,
+            "attributes": attributes,
+        }
+        return cls
 
     def run_shape(
         self, target: Target, index: int, shape: LoadTestShape, *, pause: float, message: str
@@ -145,10 +169,14 @@ class Campaign:
     ) -> float:
         """Run Locust until the shape ends, every user stopped, or ``max_seconds``; returns seconds run."""
         env = Environment(user_classes=user_classes, shape_class=shape, stop_timeout=60.0)
-        self.recorder.register(env)
-        self.exporter.register(env)
         self.environments.append(env)
-        runner = env.create_local_runner()
+        distributed = self._distributed(env, user_classes) if self.workers else None
+        if distributed is not None:
+            runner: Runner = distributed.runner
+        else:
+            self.recorder.register(env)
+            self.exporter.register(env)
+            runner = env.create_local_runner()
         start = time.monotonic()
         if shape is not None:
             shape.runner = runner
@@ -163,6 +191,9 @@ class Campaign:
             task = progress.add_task(f"{self.scenario} ({unit})", total=total)
             while time.monotonic() - start < max_seconds:
                 gevent.sleep(0.25)
+                self.generator.sample(runner)
+                if distributed is not None:
+                    distributed.sample()
                 if shape is not None:
                     progress.update(task, completed=min(total, time.monotonic() - start))
                 else:
@@ -175,9 +206,47 @@ class Campaign:
                     break
             else:
                 self.say(f"[yellow]Stopping: the campaign reached its limit of {max_seconds:.0f} s.")
+        if distributed is not None:
+            try:
+                if runner.state not in (STATE_STOPPED, STATE_CLEANUP):
+                    runner.stop()
+                distributed.drain()
+            finally:
+                distributed.close()
+            return time.monotonic() - start
         runner.quit()
         runner.greenlet.join(timeout=30)
         return time.monotonic() - start
+
+    def _distributed(self, env: Environment, user_classes: list[type[TargetUser]]) -> DistributedRun:
+        """A master runner for ``env`` with its workers connected and given the user classes."""
+        spec = self.generator_spec
+        run = DistributedRun(
+            env,
+            workers=self.workers,
+            users=[self.user_specs[cls.__name__] for cls in user_classes],
+            images=self.image_spec,
+            recorder=self.recorder,
+            exporter=self.exporter,
+            bind=spec.bind,
+            port=spec.port,
+            monitor=self.generator,
+        )
+        if not spec.external:
+            run.local_workers = LocalWorkers(
+                self.workers,
+                master=f"127.0.0.1:{run.port}",
+                log_dir=self.run_dir,
+                tag=f"{len(self.environments) - 1}-",
+            )
+            run.local_workers.start()
+        self.say(f"locust master on {spec.bind}:{run.port}: waiting for {self.workers} workers")
+        try:
+            run.wait_for_workers(timeout=60.0 if not spec.external else 600.0)
+        except BaseException:
+            run.close()
+            raise
+        return run
 
     def _log_stats(
         self,
@@ -240,6 +309,12 @@ class Campaign:
         self._write_locust_stats()
         self.environment.events.quitting.fire(environment=self.environment, reverse=True)
         self.finished = time.time()
+        self.settings["generator"] = self.generator.as_dict()
+        if self.generator.saturated:
+            self.say(
+                "[yellow]The load generator itself was saturated (CPU at Locust's 90 % threshold): latencies "
+                "include client-side queueing; add --workers."
+            )
         rows = read_requests(self.run_dir / "requests.csv")
         summary = RunSummary(
             scenario=self.scenario,

@@ -64,6 +64,14 @@ def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
         "--image-size", type=positive_int, default=512, help="synthetic image size in pixels"
     )
     sending.add_argument("--seed", type=int, default=0, help="seed of the synthetic images and random shapes")
+    sending.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="generate the load with a Locust master and N worker processes on 127.0.0.1 (default 0: one "
+        "process)",
+    )
     output = parser.add_argument_group("output")
     output.add_argument("--out", default="runs", help="folder for run folders (default: runs/)")
     output.add_argument(

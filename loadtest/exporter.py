@@ -94,6 +94,19 @@ class LabExporter:
         if ok and answer.prediction_ms is not None:
             SERVER_PREDICTION_SECONDS.labels(**labels).observe(answer.prediction_ms / 1000.0)
 
+    def observe_row(self, row: dict[str, Any]) -> None:
+        """Observe one ``requests.csv`` row (a distributed worker's request, sent to the master)."""
+        if row.get("phase") == "discarded" or row.get("client_ms") in ("", None):
+            return
+        keys = ("model", "pool", "arch", "mode", "scenario")
+        labels = {key: str(row.get(key) or "unknown") for key in keys}
+        ok = not row.get("error")
+        REQUEST_SECONDS.labels(**labels, outcome="success" if ok else "failure").observe(
+            float(row["client_ms"]) / 1000.0
+        )
+        if ok and row.get("server_prediction_ms") not in ("", None):
+            SERVER_PREDICTION_SECONDS.labels(**labels).observe(float(row["server_prediction_ms"]) / 1000.0)
+
     def _on_quitting(self, **kwargs: Any) -> None:
         self.stop()
 

@@ -190,9 +190,7 @@ class RequestRecorder:
         start_time: float | None = None,
         **kwargs: Any,
     ) -> None:
-        if self._writer is None or self._file is None:
-            return
-        self._writer.writerow(
+        self.write_row(
             request_row(
                 response_time=response_time,
                 response_length=response_length,
@@ -202,6 +200,12 @@ class RequestRecorder:
                 start_time=start_time,
             )
         )
+
+    def write_row(self, row: dict[str, Any]) -> None:
+        """Append one ``request_row`` (e.g. built by a distributed worker); ignored once closed."""
+        if self._writer is None or self._file is None:
+            return
+        self._writer.writerow(row)
         self._file.flush()
         self.rows += 1
 

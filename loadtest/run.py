@@ -73,6 +73,14 @@ def run_campaign(spec: CampaignSpec) -> Path:
             fleet=fleet,
             prometheus_url=spec.prometheus.url,
             quiet=spec.quiet,
+            workers=spec.workers,
+            generator_spec=spec.generator,
+            image_spec={
+                "folder": str(spec.images.folder) if spec.images.folder is not None else None,
+                "count": spec.images.count,
+                "size": spec.images.size,
+                "seed": spec.seed,
+            },
         )
         campaign.settings["seed"] = spec.seed
         exporter_port = campaign.exporter.serve()

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_MODEL_DIR",
     "CampaignSpec",
+    "GeneratorSpec",
     "ImageSpec",
     "LocalTargets",
     "PrometheusSpec",
@@ -139,6 +140,20 @@ class ReportSpec:
 
 
 @dataclass(frozen=True, kw_only=True)
+class GeneratorSpec:
+    """Where a distributed campaign's workers run: started here on 127.0.0.1, or pods that connect to it."""
+
+    external: bool = False
+    """Do not start workers: wait for ``workers`` to connect (the cluster's worker Deployment)."""
+    bind: str = "127.0.0.1"
+    """Address the master listens on (``0.0.0.0`` in the master pod)."""
+    port: int = 0
+    """Port the master listens on (0: a free one; Locust's default is 5557)."""
+    pool: str | None = None
+    """Node pool the workers run on (shown in the report)."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class CampaignSpec:
     """One campaign: the scenario and its options, the targets, what is sent, and what is written."""
 
@@ -154,6 +169,11 @@ class CampaignSpec:
     report: ReportSpec = field(default_factory=ReportSpec)
     quiet: bool = False
     """No progress output."""
+    workers: int = 0
+    """Locust worker processes (0: one process runs the users; N: a master and N workers, Locust's own
+    distributed mode; see ``loadtest.distributed``)."""
+    generator: GeneratorSpec = field(default_factory=lambda: GeneratorSpec())
+    """Where the workers come from (local processes or pods that connect to the master)."""
 
     @property
     def scenario_name(self) -> str:
@@ -186,6 +206,7 @@ class CampaignSpec:
             prometheus=PrometheusSpec(start=ns.prometheus, url=ns.prometheus_url),
             report=ReportSpec(write=ns.report, print=not ns.quiet),
             quiet=ns.quiet,
+            workers=ns.workers,
         )
 
     def check(self) -> None:
@@ -194,6 +215,10 @@ class CampaignSpec:
         self.targets.check()
         if self.images.folder is not None and not self.images.folder.is_dir():
             raise UsageError(f"Image folder {str(self.images.folder)!r} does not exist.")
+        if self.workers < 0:
+            raise UsageError(f"--workers must be 0 (one process) or more, got {self.workers}.")
+        if self.generator.external and self.workers == 0:
+            raise UsageError("External workers need a worker count (--workers N).")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data (paths as strings, the scenario's name under ``scenario.name``)."""
@@ -225,6 +250,8 @@ class CampaignSpec:
             prometheus=PrometheusSpec(**data["prometheus"]),
             report=ReportSpec(**data["report"]),
             quiet=data["quiet"],
+            workers=data.get("workers", 0),
+            generator=GeneratorSpec(**data.get("generator", {})),
         )
 
     def to_json(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
+from typing import Any
 
 import jinja2
 from rich.console import Console
@@ -12,7 +13,7 @@ from rich.table import Table as RichTable
 from loadtest.report.run import RunData
 from loadtest.report.tables import Table
 
-__all__ = ["header_items", "make_console", "print_tables", "render_html", "render_markdown"]
+__all__ = ["generator_text", "header_items", "make_console", "print_tables", "render_html", "render_markdown"]
 
 _CAPTIONS = {
     "latency_boxplot": "Prediction time and total latency per pool and model (warm requests)",
@@ -39,9 +40,34 @@ def header_items(run: RunData) -> list[tuple[str, str]]:
             f"started {s.started}",
         ),
         ("images", s.images),
-        ("settings", str(s.settings)),
+        ("settings", str({k: v for k, v in s.settings.items() if k != "generator"})),
         ("targets", ", ".join(f"{t.model}@{t.pool}" for t in s.targets)),
+        ("load generator", generator_text(s.settings.get("generator"))),
     ]
+
+
+def generator_text(generator: dict[str, Any] | None) -> str:
+    """Where the load came from and how busy its CPUs were, with a warning when they were saturated."""
+    if not generator:
+        return "one local process (not recorded: run written before the generator was)"
+    workers = generator.get("workers", 0)
+    where = {
+        "local-process": "one local Locust process",
+        "local-workers": f"Locust master + {workers} local worker processes",
+        "cluster-workers": f"Locust master + {workers} in-cluster workers",
+    }.get(generator.get("kind", ""), str(generator.get("kind")))
+    if generator.get("pool"):
+        where += f" on node pool {generator['pool']}"
+    cpu = ", ".join(f"{name} {value:g} %" for name, value in generator.get("cpu_max_percent", {}).items())
+    text = f"{where}; highest CPU: {cpu or 'not measured'}"
+    if generator.get("saturated"):
+        threshold = generator.get("cpu_threshold_percent", 90)
+        text += (
+            f" — WARNING: the load generator was saturated (CPU ≥ {threshold} %"
+            f"{' and Locust warned' if generator.get('locust_cpu_warning') else ''}): latencies include the "
+            "client's own queueing, not only the server's; rerun with more --workers"
+        )
+    return text
 
 
 def render_markdown(run: RunData, tables: list[Table], plots: dict[str, Path]) -> str:

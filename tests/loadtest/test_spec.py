@@ -17,6 +17,7 @@ from loadtest.scenarios.options import (
 )
 from loadtest.spec import (
     CampaignSpec,
+    GeneratorSpec,
     ImageSpec,
     LocalTargets,
     PrometheusSpec,
@@ -106,8 +107,14 @@ def test_url_and_target_file() -> None:
             protocol="v2",
             quiet=True,
         ),
+        CampaignSpec(
+            scenario=RampOptions(users=(500,)),
+            targets=UrlTarget(url="http://127.0.0.1:1"),
+            workers=4,
+            generator=GeneratorSpec(external=True, bind="0.0.0.0", port=5557, pool="loadgen"),
+        ),
     ],
-    ids=["warm-up", "cold-start-file", "ramp-local", "shape-url"],
+    ids=["warm-up", "cold-start-file", "ramp-local", "shape-url", "workers-external"],
 )
 def test_json_round_trip_is_exact(spec: CampaignSpec) -> None:
     assert CampaignSpec.from_json(spec.to_json()) == spec
@@ -135,6 +142,19 @@ def test_check_rejects_what_cannot_work(tmp_path: Path) -> None:
             images=ImageSpec(folder=tmp_path / "none"),
         ).check()
     CampaignSpec(scenario=WarmUpOptions(), targets=LocalTargets(models={"m": tmp_path})).check()
+    with pytest.raises(UsageError, match="--workers must be 0"):
+        CampaignSpec(scenario=WarmUpOptions(), targets=UrlTarget(url="http://x:1"), workers=-1).check()
+    with pytest.raises(UsageError, match="External workers need"):
+        CampaignSpec(
+            scenario=WarmUpOptions(),
+            targets=UrlTarget(url="http://x:1"),
+            generator=GeneratorSpec(external=True),
+        ).check()
+
+
+def test_workers_flag() -> None:
+    assert _spec("ramp", "--workers", "3").workers == 3
+    assert _spec("warm-up").workers == 0
 
 
 def test_scenario_options_validate() -> None:
