@@ -31,13 +31,14 @@ DEFAULT_EPOCHS = 3
 DEFAULT_SEED = 0
 
 
-def describe_training(train_synthetic: int, *, epochs: int, seed: int) -> str | None:
+def describe_training(train_synthetic: int, *, epochs: int, seed: int, head_only: bool = False) -> str | None:
     """The ``weights.trained_on`` text for a build; ``None`` for random initial weights."""
     if not train_synthetic:
         return None
+    how = "dense head only, on a variance-scaled random backbone, " if head_only else ""
     return (
         f"{train_synthetic} synthetic fundus images (serving.zoo.synthetic v{GENERATOR_VERSION}), "
-        f"{epochs} epoch(s), seed {seed}"
+        f"{how}{epochs} epoch(s), seed {seed}"
     )
 
 
@@ -48,11 +49,12 @@ def planned_metadata(
     epochs: int = DEFAULT_EPOCHS,
     seed: int = DEFAULT_SEED,
     input_size: int = 224,
+    head_only: bool = False,
 ) -> ModelMetadata:
     """The metadata a build with these options writes (before creation time and accuracy are known)."""
     info = get_architecture(arch)
     base = ModelMetadata(name=arch, architecture=arch, scaling=info.scaling)
-    trained_on = describe_training(train_synthetic, epochs=epochs, seed=seed)
+    trained_on = describe_training(train_synthetic, epochs=epochs, seed=seed, head_only=head_only)
     if trained_on is None:
         weights = WeightsInfo(
             source="random-init",
@@ -96,16 +98,23 @@ def build_model(
     epochs: int = DEFAULT_EPOCHS,
     seed: int = DEFAULT_SEED,
     input_size: int = 224,
+    head_only: bool = False,
     force: bool = False,
     verbose: int = 0,
 ) -> Path:
     """Build ``arch`` (random weights, or trained on ``train_synthetic`` synthetic photos) into ``out_dir``.
 
     An existing model built with the same options is reused unless ``force``. ``verbose`` 0 is silent,
-    1 shows progress bars, 2 one line per step.
+    1 shows progress bars, 2 one line per step. ``head_only`` trains the dense head on a fixed,
+    variance-scaled random backbone (:func:`serving.zoo.train.train_head`), for VGG19.
     """
     wanted = planned_metadata(
-        arch, train_synthetic=train_synthetic, epochs=epochs, seed=seed, input_size=input_size
+        arch,
+        train_synthetic=train_synthetic,
+        epochs=epochs,
+        seed=seed,
+        input_size=input_size,
+        head_only=head_only,
     )
     out = Path(out_dir)
     if not force and compatible_model(out, wanted) is not None:
@@ -118,7 +127,15 @@ def build_model(
             if verbose:
                 print(f">> reusing {arch} in {out} (built meanwhile by another process)", flush=True)
             return out
-        return _build(wanted, out, train_synthetic=train_synthetic, epochs=epochs, seed=seed, verbose=verbose)
+        return _build(
+            wanted,
+            out,
+            train_synthetic=train_synthetic,
+            epochs=epochs,
+            seed=seed,
+            head_only=head_only,
+            verbose=verbose,
+        )
 
 
 @contextmanager
@@ -134,13 +151,21 @@ def _build_lock(out: Path) -> Iterator[None]:
 
 
 def _build(
-    wanted: ModelMetadata, out: Path, *, train_synthetic: int, epochs: int, seed: int, verbose: int
+    wanted: ModelMetadata,
+    out: Path,
+    *,
+    train_synthetic: int,
+    epochs: int,
+    seed: int,
+    head_only: bool,
+    verbose: int,
 ) -> Path:
     """Build, train (when asked), export and check the model ``wanted`` describes."""
     import tensorflow as tf
 
     from serving.zoo.architectures import build_keras_model
     from serving.zoo.export import directory_size, export_savedmodel, verify_export
+    from serving.zoo.train import train_head
     from serving.zoo.train import train_synthetic as train
 
     arch, input_size = wanted.architecture, wanted.input.height
@@ -150,7 +175,7 @@ def _build(
     model = build_keras_model(arch, input_size=input_size, seed=seed)
     metadata = replace(wanted, parameters=int(model.count_params()))
     if train_synthetic:
-        result = train(
+        result = (train_head if head_only else train)(
             model, metadata=wanted, images=train_synthetic, epochs=epochs, seed=seed, verbose=verbose
         )
         notes = (

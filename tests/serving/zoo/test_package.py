@@ -29,6 +29,12 @@ def test_planned_metadata_describes_the_build() -> None:
     assert "300 synthetic fundus images" in trained.weights.trained_on
     assert planned_metadata("vgg19").weights.source == "random-init"
     assert describe_training(0, epochs=3, seed=0) is None
+    head = planned_metadata("vgg19", train_synthetic=240, epochs=100, head_only=True)
+    assert "dense head only" in (head.weights.trained_on or "")
+    assert (
+        head.weights.trained_on
+        != planned_metadata("vgg19", train_synthetic=240, epochs=100).weights.trained_on
+    )
 
 
 def test_compatible_model_needs_the_same_options(mobilenet_dir: Path, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from serving.metadata import InputInfo, ModelMetadata
 from serving.preprocess import preprocess_image
 from serving.zoo.architectures import build_keras_model
 from serving.zoo.synthetic import make_dataset
-from serving.zoo.train import synthetic_pixels, train_synthetic
+from serving.zoo.train import synthetic_pixels, train_head, train_synthetic
 
 pytestmark = pytest.mark.slow
 
@@ -75,6 +75,33 @@ def test_training_changes_weights_and_reports_accuracy() -> None:
     assert result.train_images == 10 and result.validation_images == 5 and result.epochs == 1
     assert 0.0 <= result.train_accuracy <= 1.0 and 0.0 <= result.validation_accuracy <= 1.0
     assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))
+
+
+def test_head_training_rescales_the_backbone_and_leaves_it_fixed() -> None:
+    import keras
+
+    from serving import tensor
+
+    metadata = ModelMetadata(input=InputInfo(height=32, width=32))
+    model = build_keras_model("vgg19", input_size=32, seed=2)
+    backbone = model.layers[1]
+    convs = [layer for layer in backbone.layers if isinstance(layer, keras.layers.Conv2D)]
+    kernels = [conv.get_weights()[0].copy() for conv in convs]
+    head = [w.copy() for layer in model.layers[2:] for w in layer.get_weights()]
+    result = train_head(
+        model, metadata=metadata, images=12, epochs=3, seed=2, validation_images=5, photo_size=64, verbose=0
+    )
+    assert result.train_images == 12 and result.epochs == 3 and 0 <= result.validation_accuracy <= 1
+    for conv, kernel in zip(convs, kernels, strict=True):
+        scaled = conv.get_weights()[0]
+        factor = float(np.sum(scaled * kernel) / np.sum(kernel * kernel))
+        np.testing.assert_allclose(scaled, factor * kernel, rtol=1e-4, atol=1e-9)  # rescaled, never trained
+    pixels, _ = synthetic_pixels(12, metadata=metadata, seed=2, photo_size=64)
+    probe = tensor.scale(pixels, scaling=metadata.scaling)
+    last = np.asarray(keras.Model(backbone.input, convs[-1].output)(probe))
+    assert np.std(last) == pytest.approx(1.0, rel=1e-3)  # unit variance on the photos it was scaled on
+    after = [w for layer in model.layers[2:] for w in layer.get_weights()]
+    assert any(not np.array_equal(a, b) for a, b in zip(head, after, strict=True))
 
 
 @pytest.mark.parametrize(
