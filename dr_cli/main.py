@@ -12,9 +12,10 @@ Exit codes: 0 success, 1 runtime failure, 2 bad usage (argparse's own convention
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from dr_cli.errors import CliError
 
@@ -45,35 +46,59 @@ def _missing_extra(
     return run
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the root parser with every sub-command that this installation can offer."""
+@contextlib.contextmanager
+def _argv_hidden(hide: bool) -> Iterator[None]:
+    """Show an imported module an empty command line when ``hide``.
+
+    ``kserve.model_server`` parses ``sys.argv`` when it is imported (kserve 0.21, model_server.py:225) and
+    exits on a flag value it does not accept, e.g. ``dr-serving lab run warm-up --protocol sagemaker``
+    (KServe's own ``--protocol`` takes v1|v2|grpc-v2). Only the module that owns the command being run
+    sees the real command line.
+    """
+    saved = sys.argv
+    if hide:
+        sys.argv = saved[:1]
+    try:
+        yield
+    finally:
+        sys.argv = saved
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """Build the root parser with every sub-command that this installation can offer.
+
+    ``command`` is the sub-command about to run (``None``: none, e.g. ``--help``); only its module is imported
+    and registered with the real ``sys.argv`` visible.
+    """
     parser = argparse.ArgumentParser(
         prog="dr-serving",
         description="Serve, deploy and load-test diabetic-retinopathy classifiers on KServe.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module_name, names, extra in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            # Tolerated: a missing third-party dependency, or a whole package of ours left out of this
-            # installation (the predictor image ships `serving` only). A missing module inside a package
-            # that is present is a bug.
-            missing = exc.name or ""
-            if missing.split(".")[0] in OUR_PACKAGES and missing != module_name.split(".")[0]:
-                raise
-            for name in names:
-                stub = subparsers.add_parser(name, help=f"(unavailable: needs the {extra!r} extra)")
-                stub.set_defaults(func=_missing_extra(names, extra, exc))
-            continue
-        module.register(subparsers)
+        with _argv_hidden(command not in names):
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError as exc:
+                # Tolerated: a missing third-party dependency, or a whole package of ours left out of this
+                # installation (the predictor image ships `serving` only). A missing module inside a package
+                # that is present is a bug.
+                missing = exc.name or ""
+                if missing.split(".")[0] in OUR_PACKAGES and missing != module_name.split(".")[0]:
+                    raise
+                for name in names:
+                    stub = subparsers.add_parser(name, help=f"(unavailable: needs the {extra!r} extra)")
+                    stub.set_defaults(func=_missing_extra(names, extra, exc))
+                continue
+            module.register(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``dr-serving``; returns the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(next((word for word in words if not word.startswith("-")), None))
+    args = parser.parse_args(words)
     try:
         return int(args.func(args) or 0)
     except CliError as exc:

@@ -14,6 +14,7 @@ from typing import Any
 from dr_cli.errors import CliError
 from dr_cli.types import comma_list, positive_int
 from loadtest.launch import find_run_dir, run_campaign_process
+from loadtest.protocols import PROTOCOLS
 from loadtest.scenarios import SCENARIOS
 from loadtest.scenarios.options import SCENARIO_OPTIONS, UsageError
 from loadtest.spec import CampaignSpec
@@ -53,7 +54,12 @@ def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
     )
     where.add_argument("--model", default="mobilenet", help="model name served at --url")
     sending = parser.add_argument_group("requests")
-    sending.add_argument("--protocol", choices=("v1", "v2"), default="v1", help="raw-bytes V1 or V2 BYTES")
+    sending.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default="v1",
+        help="raw-bytes V1, V2 BYTES as JSON or binary, or SageMaker's /invocations",
+    )
     sending.add_argument(
         "--images", metavar="DIR", help="folder of JPEG/PNG fundus photos (default: synthetic)"
     )

@@ -7,9 +7,9 @@ Run it with Locust's own command line::
     locust -f loadtest/locustfile.py --headless -u 10 -r 5 -t 1m --targets targets.yaml --lab-out runs/plain
 
 Options this file adds: ``--targets FILE`` (instead of ``--host``), ``--model NAME`` (the model at
-``--host``),
-``--protocol v1|v2``, ``--images DIR`` (default: synthetic), ``--pause S``, ``--lab-out DIR`` (where
-``requests.csv`` goes) and ``--exporter-port N`` (the lab histograms on 127.0.0.1; 0 = a free port).
+``--host``), ``--protocol v1|v2|v2-binary|sagemaker``, ``--images DIR`` (default: synthetic), ``--pause S``,
+``--lab-out DIR`` (where ``requests.csv`` goes) and ``--exporter-port N`` (the lab histograms on 127.0.0.1;
+0 = a free port).
 For scripted campaigns with run folders and reports use ``dr-serving lab run`` instead.
 """
 
@@ -24,6 +24,7 @@ from locust import events
 
 from loadtest.exporter import LabExporter
 from loadtest.images import ImageSource
+from loadtest.protocols import PROTOCOLS
 from loadtest.recorder import RequestRecorder
 from loadtest.targets import Target, load_targets
 from loadtest.users import LoadUser
@@ -35,7 +36,7 @@ logger = logging.getLogger(__name__)
 def _add_options(parser: Any, **kwargs: Any) -> None:
     parser.add_argument("--targets", default="", help="YAML/JSON target file (instead of --host)")
     parser.add_argument("--model", default="mobilenet", help="model name served at --host")
-    parser.add_argument("--protocol", choices=["v1", "v2"], default="v1", help="raw-bytes V1 or V2 BYTES")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="v1", help="v1, v2, v2-binary or sagemaker")
     parser.add_argument("--images", default="", help="folder of JPEG/PNG photos (default: synthetic)")
     parser.add_argument("--pause", type=float, default=0.0, help="each user's pause after an answer (s)")
     parser.add_argument("--lab-out", default="runs/locustfile", help="folder for requests.csv")

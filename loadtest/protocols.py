@@ -12,12 +12,12 @@ from serving.client import read_answer as _read
 
 __all__ = ["PROTOCOLS", "PreparedRequest", "ServerAnswer", "build_request", "read_answer"]
 
-#: The protocols ``dr-serving lab run --protocol`` offers.
-PROTOCOLS = ("v1", "v2")
+#: The protocols ``dr-serving lab run --protocol`` offers (every one ``serving.client`` builds).
+PROTOCOLS = ("v1", "v2", "v2-binary", "sagemaker")
 
 
 def build_request(protocol: str, model: str, image: Image, *, host: str | None = None) -> PreparedRequest:
-    """Build the request that sends ``image`` to ``model`` over ``protocol`` (``v1`` or ``v2``)."""
+    """Build the request that sends ``image`` to ``model`` over ``protocol`` (one of ``PROTOCOLS``)."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"Protocol must be one of {PROTOCOLS!r}, got {protocol!r}.")
     return _build(protocol, model, image.data, content_type=image.content_type, host=host)

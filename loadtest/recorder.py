@@ -14,7 +14,8 @@ Columns, in order (times in milliseconds unless said otherwise; empty when unkno
 ``node``
     The node that answered (``X-DR-Node``; empty locally).
 ``protocol``
-    ``v1`` (raw image bytes) or ``v2`` (BYTES input), or ``cold`` for a cold-start request timed as a whole.
+    ``v1`` (raw image bytes), ``v2`` (BYTES input as JSON), ``v2-binary`` (the binary tensor extension) or
+    ``sagemaker`` (``/invocations``).
 ``phase``
     ``warm``, ``cold`` (first request after the target was at zero) or ``discarded`` (a warm-up request kept
     out of every statistic).

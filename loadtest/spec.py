@@ -159,7 +159,7 @@ class CampaignSpec:
 
     scenario: ScenarioOptions
     targets: Targets = field(default_factory=LocalTargets)
-    protocol: Literal["v1", "v2"] = "v1"
+    protocol: Literal["v1", "v2", "v2-binary", "sagemaker"] = "v1"
     images: ImageSpec = field(default_factory=ImageSpec)
     seed: int = 0
     """Seed of the synthetic images and random shapes."""

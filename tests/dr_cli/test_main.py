@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 import types
+from pathlib import Path
 
 import pytest
 
@@ -74,3 +77,31 @@ def test_cli_error_sets_the_exit_code(
     monkeypatch.setattr(cli, "COMMAND_MODULES", ((module.__name__, ("boom",), "serve"),))
     assert cli.main(["boom"]) == 3
     assert capsys.readouterr().err == "Error: Expected a model directory, got 'nowhere'.\n"
+
+
+def test_a_lab_flag_kserve_also_defines_is_not_parsed_by_kserve(tmp_path: Path) -> None:
+    # kserve.model_server parses sys.argv on import; `serve`'s module must not see the lab's --protocol.
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "serving",
+            "lab",
+            "run",
+            "warm-up",
+            "--url",
+            "ftp://127.0.0.1",
+            "--protocol",
+            "sagemaker",
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "Error: Target url must be an absolute http(s) URL, got 'ftp://127.0.0.1'."
+    ]

@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from loadtest.images import ImageSource
-from loadtest.protocols import build_request, read_answer
+from loadtest.protocols import PROTOCOLS, build_request, read_answer
 from loadtest.targets import Target
 
 IMAGES = ImageSource.synthetic(count=2, size=256, seed=3)
@@ -36,7 +36,7 @@ def test_unknown_protocol() -> None:
         build_request("grpc", "m", IMAGES.images[0])
 
 
-@pytest.mark.parametrize("protocol", ["v1", "v2"], ids=["v1-raw-bytes", "v2-bytes"])
+@pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_real_predictor_answers_are_read(predictor: Target, protocol: str) -> None:
     prepared = build_request(protocol, predictor.model, IMAGES.images[0])
     response = httpx.post(

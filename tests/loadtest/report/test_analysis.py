@@ -256,3 +256,31 @@ def test_anatomy_adds_up_to_the_client_latency(ramp_run: RunData) -> None:
     assert sum(parts) == pytest.approx(a.total_ms)
     # Queue time grows with load while prediction time does not: this pool is queue-bound at 200 users.
     assert low.anatomy.queue_ms == 2.0 and low.anatomy.prediction_ms == high.anatomy.prediction_ms
+
+
+def test_a_run_folder_written_before_the_redesign_still_reports(cold_run: RunData) -> None:
+    """Older run folders: requests.csv without the phase/active-users columns, summary groups without
+    memory_profile, users_max, server_queue_ms or anatomy."""
+    import csv
+    import json
+
+    from loadtest.recorder import OPTIONAL_COLUMNS
+    from loadtest.report import write_report
+
+    run_dir = cold_run.run_dir
+    with (run_dir / "requests.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    old_columns = [c for c in COLUMNS if c not in OPTIONAL_COLUMNS]
+    with (run_dir / "requests.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=old_columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    for group in summary["groups"]:
+        for key in ("memory_profile", "users_max", "server_queue_ms", "anatomy"):
+            del group[key]
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    result = write_report(run_dir, print_table=False)
+    markdown = result["markdown"].read_text()
+    assert "## Warm vs cold (client latency, median ms, sequential)" in markdown
+    assert "Latency anatomy" not in markdown  # no phase figures in an old run: no empty table
