@@ -29,6 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from kserve import model_server
 
     from serving.backends import BACKEND_KINDS, PRECISIONS
+    from serving.gradability import DEFAULT_POLICY, POLICIES
+    from serving.gradability import ENVIRONMENT as GRADABILITY_ENV
     from serving.limits import ENVIRONMENT, Limits
 
     parser = subparsers.add_parser(
@@ -56,6 +58,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=argparse.SUPPRESS,
         help="fp32 serves model.tflite or the SavedModel; int8 serves model.int8.tflite with LiteRT "
         "(default: $DR_PRECISION, else fp32).",
+    )
+    group.add_argument(
+        "--gradability",
+        choices=POLICIES,
+        default=argparse.SUPPRESS,
+        help="Photos that cannot be graded (not a fundus photo, dark, overexposed, blurred, small field): "
+        "reject answers 422, flag grades them with gradable=false, off does not look "
+        f"(default: ${GRADABILITY_ENV}, else {DEFAULT_POLICY}).",
     )
     group.add_argument(
         "--drain-seconds",

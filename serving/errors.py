@@ -7,6 +7,7 @@ Exception tree::
     │   ├── InvalidImage            400 — bytes that are not a decodable JPEG/PNG, or an image too small
     │   ├── InvalidRequest          400 — malformed JSON/base64, wrong tensor shape/dtype, NaN/Inf
     │   ├── TooLarge                413 — more bytes, pixels or images than the limits allow
+    │   ├── Ungradable              422 — a photo the gradability gate refuses (``DR_GRADABILITY=reject``)
     │   └── UnsupportedMediaType    415 — a content type we do not read
     ├── UnknownModel                404 — no model by that name on this server
     ├── NotReady                    503 — the model has not finished loading
@@ -26,6 +27,7 @@ __all__ = [
     "NotReady",
     "RequestError",
     "TooLarge",
+    "Ungradable",
     "UnknownModel",
     "UnsupportedMediaType",
 ]
@@ -67,6 +69,13 @@ class TooLarge(RequestError):
 
     status = 413
     default_reason = "too_large"
+
+
+class Ungradable(RequestError):
+    """A photo the gradability gate refuses: not a fundus photo, too dark, overexposed, blurred (HTTP 422)."""
+
+    status = 422
+    default_reason = "ungradable"
 
 
 class UnsupportedMediaType(RequestError):

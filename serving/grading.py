@@ -19,15 +19,24 @@ class Grading:
     label: str
     probabilities: tuple[float, ...]
     referable: bool
+    #: The gate's verdict under the ``flag`` policy; ``None`` otherwise (and for pixels sent as a tensor).
+    gradable: bool | None = None
+    #: Its reason code when not gradable (``serving.gradability.REASONS``).
+    ungradable_reason: str | None = None
 
     def to_dict(self) -> dict[str, object]:
-        """The V1 ``predictions`` item."""
-        return {
+        """The V1 ``predictions`` item (``gradable`` and ``ungradable_reason`` only when the gate looked)."""
+        item: dict[str, object] = {
             "grade": self.grade,
             "label": self.label,
             "probabilities": list(self.probabilities),
             "referable": self.referable,
         }
+        if self.gradable is not None:
+            item["gradable"] = self.gradable
+            if not self.gradable:
+                item["ungradable_reason"] = self.ungradable_reason
+        return item
 
 
 def grade_batch(probabilities: np.ndarray, metadata: ModelMetadata) -> list[Grading]:

@@ -25,6 +25,7 @@ __all__ = [
     "REJECTED_REQUESTS",
     "REQUESTS_IN_FLIGHT",
     "STARTUP_SECONDS",
+    "UNGRADABLE_IMAGES",
     "NodeLabels",
     "node_labels",
     "normalise_arch",
@@ -75,6 +76,11 @@ REJECTED_REQUESTS = Counter(
     "dr_rejected_requests",
     "Requests refused with a 4xx/503 answer, left by the client (499) or failed (500, reason internal).",
     ["model", "reason"],
+)
+UNGRADABLE_IMAGES = Counter(
+    "dr_ungradable_images",
+    "Photos the gradability gate found ungradable, by reason (refused with 422 or graded with a flag).",
+    ["model", "reason", "policy"],
 )
 MODEL_INFO = Gauge(
     "dr_model_info",

@@ -16,7 +16,7 @@ import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,9 @@ from serving.client import (
     HEADER_QUEUE_MS,
     HEADER_SERVER_MS,
 )
-from serving.errors import InvalidRequest, ModelLoadError, NotReady
+from serving.errors import InvalidRequest, ModelLoadError, NotReady, Ungradable
+from serving.gradability import DEFAULT_POLICY, Assessment, assess
+from serving.gradability import HEADER as HEADER_UNGRADABLE
 from serving.grading import Grading, grade_batch
 from serving.http.middleware import ARRIVAL_HEADER, BODY_NS_HEADER
 from serving.imaging import decode_image
@@ -53,6 +55,7 @@ from serving.metrics import (
     MODEL_LOAD_SECONDS,
     PHASE_SECONDS,
     PREDICTIONS,
+    UNGRADABLE_IMAGES,
     NodeLabels,
     node_labels,
 )
@@ -75,6 +78,8 @@ class Prepared:
     arrival_ns: int
     body_ns: int
     decode_ns: int
+    #: The gradability gate's verdict per image under the ``flag`` policy (empty otherwise).
+    assessments: tuple[Assessment, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,12 +104,14 @@ class DRModel(Model):
         backend: str = "auto",
         precision: str = "fp32",
         node: NodeLabels | None = None,
+        gradability: str = DEFAULT_POLICY,
     ) -> None:
         super().__init__(name, return_response_headers=True)
         self.model_dir = Path(model_dir)
         self.backend_kind = backend
         self.precision = precision
         self.limits = limits
+        self.gradability = gradability
         self.node = node or node_labels()
         self.backend: Backend | None = None
         self.metadata: ModelMetadata | None = None
@@ -178,11 +185,12 @@ class DRModel(Model):
             batch = self.decode(V1, payload, headers)
         else:
             raise InvalidRequest(f"Expected a V1, V2 or SageMaker request, got {type(payload).__name__}.")
+        assessments: tuple[Assessment, ...] = ()
         if isinstance(batch, TensorBatch):
             tensor = batch.tensor
         else:
             loop = asyncio.get_running_loop()
-            tensor = await loop.run_in_executor(
+            tensor, assessments = await loop.run_in_executor(
                 self._decoding, self._images_to_tensor, batch.images, metadata
             )
         return Prepared(
@@ -192,6 +200,7 @@ class DRModel(Model):
             arrival_ns=_header_ns(headers, ARRIVAL_HEADER, default=started_ns),
             body_ns=_header_ns(headers, BODY_NS_HEADER, default=0),
             decode_ns=time.perf_counter_ns() - started_ns,
+            assessments=assessments,
         )
 
     async def predict(
@@ -236,6 +245,11 @@ class DRModel(Model):
             server_ms=(started_ns - prepared.arrival_ns) / 1e6,
         )
         gradings = grade_batch(result.probabilities, metadata)
+        if prepared.assessments:
+            gradings = [
+                replace(grading, gradable=verdict.gradable, ungradable_reason=verdict.reason)
+                for grading, verdict in zip(gradings, prepared.assessments, strict=True)
+            ]
         answer = prepared.codec.encode(
             gradings, model=self.name, request_id=prepared.request_id, timings=timings
         )
@@ -243,6 +257,7 @@ class DRModel(Model):
         self._observe(gradings, backend=backend.name, timings=timings, postprocess_ms=postprocess_ms)
         if response_headers is not None:
             response_headers.update(self.response_headers(timings, postprocess_ms=postprocess_ms))
+            response_headers.update(self.ungradable_headers(prepared.assessments))
         return answer
 
     # -- helpers the server uses ------------------------------------------------------------------------
@@ -267,6 +282,11 @@ class DRModel(Model):
             headers[HEADER_NODE] = self.node.node
         return headers
 
+    def ungradable_headers(self, assessments: tuple[Assessment, ...]) -> dict[str, str]:
+        """``X-DR-Ungradable``: the reason codes of the flagged images, comma-separated (none: no header)."""
+        reasons = [verdict.reason or "" for verdict in assessments if not verdict.gradable]
+        return {HEADER_UNGRADABLE: ",".join(reasons)} if reasons else {}
+
     async def preprocessed_png(self, body: Any, *, headers: dict[str, str]) -> bytes:
         """The processed model input for one image (V1 raw or JSON body), as PNG bytes."""
         metadata = self._require_metadata()
@@ -288,18 +308,36 @@ class DRModel(Model):
         return v2.input_types(input_name=self.metadata.input.name, height=height, width=width)
 
     def get_output_types(self) -> list[dict[str, Any]]:
-        """V2 metadata outputs: grade, probabilities, referable, label."""
+        """V2 metadata outputs: grade, probabilities, referable, label (+ gradable, ungradable_reason)."""
         if self.metadata is None:
             return []
-        return v2.output_types(num_classes=self.metadata.num_classes)
+        return v2.output_types(num_classes=self.metadata.num_classes, gradability=self.gradability == "flag")
 
-    def _images_to_tensor(self, images: tuple[bytes, ...], metadata: ModelMetadata) -> np.ndarray:
+    def _images_to_tensor(
+        self, images: tuple[bytes, ...], metadata: ModelMetadata
+    ) -> tuple[np.ndarray, tuple[Assessment, ...]]:
+        """Decode, gate (per ``self.gradability``) and preprocess each image; ``Ungradable`` under reject."""
         size = metadata.input_size
-        arrays = [
-            preprocess_image(decode_image(data, limits=self.limits, downscale_to=size), metadata)
-            for data in images
-        ]
-        return np.stack(arrays).astype(np.float32, copy=False)
+        arrays, assessments = [], []
+        for index, data in enumerate(images):
+            image = decode_image(data, limits=self.limits, downscale_to=size)
+            if self.gradability != "off":
+                verdict = assess(image)
+                if not verdict.gradable:
+                    UNGRADABLE_IMAGES.labels(
+                        model=self.name, reason=str(verdict.reason), policy=self.gradability
+                    ).inc()
+                    if self.gradability == "reject":  # under reject every graded image is gradable
+                        which = f"image {index + 1} of {len(images)}" if len(images) > 1 else "one"
+                        raise Ungradable(
+                            f"Expected a gradable fundus photograph, got {which} that is "
+                            f"{verdict.sentence()}; retake the photo.",
+                            reason=f"ungradable_{verdict.reason}",
+                        )
+                if self.gradability == "flag":
+                    assessments.append(verdict)
+            arrays.append(preprocess_image(image, metadata))
+        return np.stack(arrays).astype(np.float32, copy=False), tuple(assessments)
 
     def _observe(
         self, gradings: list[Grading], *, backend: str, timings: Timings, postprocess_ms: float

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from serving.backends import PRECISIONS
+from serving.gradability import DEFAULT_POLICY, policy_from_env
 from serving.limits import ENVIRONMENT, Limits
 from serving.metadata import ModelMetadata
 
@@ -39,6 +40,8 @@ class ServeConfig:
     backend: str = "auto"
     #: ``fp32`` or ``int8`` (``model.int8.tflite``): ``--precision``, else ``$DR_PRECISION``, else fp32.
     precision: str = "fp32"
+    #: Ungradable photos: ``reject`` (422), ``flag`` or ``off``: ``--gradability``, else ``$DR_GRADABILITY``.
+    gradability: str = DEFAULT_POLICY
     host: str = "0.0.0.0"
     http_port: int = 8080
     drain_seconds: float = 0.0
@@ -87,8 +90,13 @@ class ServeConfig:
         precision = getattr(args, "precision", None) or env.get("DR_PRECISION", "").strip() or "fp32"
         if precision not in PRECISIONS:
             raise ConfigError(f"Expected DR_PRECISION to be one of {list(PRECISIONS)!r}, got {precision!r}.")
+        try:
+            gradability = policy_from_env(getattr(args, "gradability", None), env)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
         return cls(
             model_dir=model_dir,
+            gradability=gradability,
             model_name=name,
             limits=limits,
             backend=args.backend,
@@ -121,6 +129,7 @@ def serve(config: ServeConfig) -> None:
         backend=config.backend,
         precision=config.precision,
         limits=config.limits,
+        gradability=config.gradability,
     )
     signal.signal(signal.SIGTERM, exit_cleanly)
     model.load()

@@ -223,10 +223,14 @@ def to_batch(request: V2Request, *, height: int, width: int, limits: Limits) -> 
 def response(
     gradings: Sequence[Grading], *, model: str, request_id: str | None, prediction_ms: float, server_ms: float
 ) -> dict[str, Any]:
-    """The V2 answer: outputs grade INT64 [N], probabilities FP32 [N,k], referable BOOL, label BYTES."""
+    """The V2 answer: outputs grade INT64 [N], probabilities FP32 [N,k], referable BOOL, label BYTES.
+
+    When the gradability gate looked at the images: also gradable BOOL [N] and ungradable_reason BYTES [N]
+    (``""`` for a gradable image).
+    """
     count = len(gradings)
     classes = len(gradings[0].probabilities) if gradings else 0
-    return {
+    answer: dict[str, Any] = {
         "id": request_id or "",
         "model_name": model,
         "model_version": None,
@@ -248,6 +252,22 @@ def response(
         ],
         "parameters": {"prediction_ms": round(prediction_ms, 3), "server_ms": round(server_ms, 3)},
     }
+    if any(g.gradable is not None for g in gradings):
+        answer["outputs"] += [
+            {
+                "name": "gradable",
+                "datatype": "BOOL",
+                "shape": [count],
+                "data": [g.gradable for g in gradings],
+            },
+            {
+                "name": "ungradable_reason",
+                "datatype": "BYTES",
+                "shape": [count],
+                "data": [g.ungradable_reason or "" for g in gradings],
+            },
+        ]
+    return answer
 
 
 def input_types(*, input_name: str, height: int, width: int) -> list[dict[str, Any]]:
@@ -258,14 +278,20 @@ def input_types(*, input_name: str, height: int, width: int) -> list[dict[str, A
     ]
 
 
-def output_types(*, num_classes: int) -> list[dict[str, Any]]:
-    """V2 metadata ``outputs``, as :func:`response` writes them."""
-    return [
+def output_types(*, num_classes: int, gradability: bool = False) -> list[dict[str, Any]]:
+    """V2 metadata ``outputs``, as :func:`response` writes them (``gradability``: the gate's two as well)."""
+    outputs = [
         {"name": "grade", "datatype": "INT64", "shape": [-1]},
         {"name": "probabilities", "datatype": "FP32", "shape": [-1, num_classes]},
         {"name": "referable", "datatype": "BOOL", "shape": [-1]},
         {"name": "label", "datatype": "BYTES", "shape": [-1]},
     ]
+    if gradability:
+        outputs += [
+            {"name": "gradable", "datatype": "BOOL", "shape": [-1]},
+            {"name": "ungradable_reason", "datatype": "BYTES", "shape": [-1]},
+        ]
+    return outputs
 
 
 class V2Codec:

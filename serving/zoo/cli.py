@@ -1,4 +1,4 @@
-"""``dr-serving model …``: build the published classifiers, describe a model directory, convert to LiteRT."""
+"""``dr-serving model …``: build, describe and convert classifiers; measure the gradability gate."""
 
 from __future__ import annotations
 
@@ -82,6 +82,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     info.add_argument("model_dir", type=Path, metavar="DIR", help="model directory (SavedModel)")
     info.set_defaults(func=_info)
 
+    gradability = model_subparsers.add_parser(
+        "gradability",
+        help="Measure the ungradable-photo gate on synthetic photos and counter-examples.",
+        description=(
+            "Run the gradability gate (serving.gradability) on good synthetic fundus photos and on "
+            "counter-examples (pictures that are no fundus photo; dark, overexposed, washed-out, blurred, "
+            "small-field photos); print the false-reject rate, what was caught and each measure's range."
+        ),
+    )
+    gradability.add_argument(
+        "--photos", type=positive_int, default=250, help="good photos (default: %(default)s)"
+    )
+    gradability.add_argument(
+        "--counter-examples",
+        type=positive_int,
+        default=20,
+        metavar="N",
+        help="counter-examples of each kind (default: %(default)s)",
+    )
+    gradability.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    gradability.set_defaults(func=_gradability)
+
     from serving.zoo import convert
 
     convert.register(model_subparsers)
@@ -103,6 +125,14 @@ def _build(args: argparse.Namespace) -> int:
         )
     except (OSError, ValueError, RuntimeError) as exc:
         raise CliError(f"building {args.arch!r} into {str(args.out)!r} failed: {exc}") from exc
+    return 0
+
+
+def _gradability(args: argparse.Namespace) -> int:
+    """Run ``dr-serving model gradability``."""
+    from serving.zoo.ungradable import calibrate
+
+    print(calibrate(photos=args.photos, counter_examples=args.counter_examples, seed=args.seed).table())
     return 0
 
 
