@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from dr_cli.errors import CliError
-from dr_cli.types import comma_list, positive_int
+from dr_cli.types import comma_list, non_negative_float, positive_int, user_counts
 from loadtest.launch import find_run_dir, run_campaign_process
 from loadtest.protocols import PROTOCOLS
 from loadtest.scenarios import SCENARIOS
@@ -78,6 +78,20 @@ def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
         help="generate the load with a Locust master and N worker processes on 127.0.0.1 (default 0: one "
         "process)",
     )
+    sending.add_argument(
+        "--external-workers",
+        action="store_true",
+        help="do not start workers: wait for N workers to connect (the chart's loadtest worker pods)",
+    )
+    sending.add_argument(
+        "--master-bind", default="127.0.0.1", metavar="ADDR", help="address the Locust master listens on"
+    )
+    sending.add_argument(
+        "--master-port", type=int, default=0, metavar="PORT", help="Locust master port (0: a free one)"
+    )
+    sending.add_argument(
+        "--generator-pool", metavar="POOL", help="node pool of the workers, shown in the report"
+    )
     output = parser.add_argument_group("output")
     output.add_argument("--out", default="runs", help="folder for run folders (default: runs/)")
     output.add_argument(
@@ -111,6 +125,24 @@ def register(subparsers: Any) -> None:
     report.add_argument("--prometheus-url", help="query this Prometheus for the run's quantiles (cluster)")
     report.add_argument("--quiet", action="store_true", help="do not print the summary table")
     report.set_defaults(func=_report_command)
+    bench = lab_commands.add_parser(
+        "generator-bench",
+        help="how many requests/s one Locust process generates vs a master + N workers (cheap route)",
+    )
+    bench.add_argument("--model-dir", default="models/mobilenet", help="model the real predictor serves")
+    bench.add_argument(
+        "--worker-counts",
+        type=user_counts,
+        default=[1, 2],
+        metavar="N,…",
+        help="worker counts to compare with one process",
+    )
+    bench.add_argument("--users", type=positive_int, default=50, help="users (no pause) per run")
+    bench.add_argument("--seconds", type=non_negative_float, default=10.0, help="length of each run (s)")
+    bench.add_argument("--rounds", type=positive_int, default=2, help="interleaved rounds")
+    bench.add_argument("--path", default="/v2/health/live", help="the cheap route the users GET")
+    bench.add_argument("--out", default="runs", help="folder for generator-bench-*.json/.csv")
+    bench.set_defaults(func=_generator_bench_command)
     demo = subparsers.add_parser(
         "demo", help="build the default model, serve it and run the published warm-up"
     )
@@ -154,6 +186,48 @@ def _report_command(options: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CliError(str(exc), code=2) from exc
     print(f"Report: {paths['markdown']} and {paths['html']}")
+    return 0
+
+
+def _generator_bench_command(options: argparse.Namespace) -> int:
+    import os
+    import platform
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from loadtest.generator_bench import run_generator_bench, summary_rows, write_results
+
+    model_dir = Path(options.model_dir)
+    if not model_dir.is_dir():
+        raise CliError(
+            f"Model directory {str(model_dir)!r} does not exist; build one with 'make model'.", code=2
+        )
+    rows = run_generator_bench(
+        model_dir,
+        workers=options.worker_counts,
+        users=options.users,
+        seconds=options.seconds,
+        rounds=options.rounds,
+        path=options.path,
+    )
+    meta = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
+        "route": options.path,
+        "users": options.users,
+        "seconds": options.seconds,
+        "rounds": options.rounds,
+        "note": "the predictor runs on the same machine and shares its CPUs with the generator",
+    }
+    json_path, csv_path = write_results(rows, Path(options.out), meta=meta)
+    table = Table(title=f"Load generator: {options.users} users GET {options.path} ({meta['machine']})")
+    summary = summary_rows(rows)
+    for column in summary[0]:
+        table.add_column(column, justify="left" if column == "generator" else "right")
+    for item in summary:
+        table.add_row(*("" if v is None else str(v) for v in item.values()))
+    Console().print(table)
+    print(f"Results: {json_path} and {csv_path}")
     return 0
 
 

@@ -207,6 +207,9 @@ class CampaignSpec:
             report=ReportSpec(write=ns.report, print=not ns.quiet),
             quiet=ns.quiet,
             workers=ns.workers,
+            generator=GeneratorSpec(
+                external=ns.external_workers, bind=ns.master_bind, port=ns.master_port, pool=ns.generator_pool
+            ),
         )
 
     def check(self) -> None:

@@ -34,6 +34,16 @@ loadtest: setup ## Run SCENARIO against the kind deployment (targets from `dr-se
 loadtest-local: setup ## Run SCENARIO against local predictor processes emulating node pools (no cluster).
 	@$(DR) lab run $(SCENARIO) --local --model-dir $(MODEL_ARCH)=$(MODEL_DIR) --out $(RUNS_DIR) $(LAB_ARGS)
 
+# Worker counts, users and seconds per run of `make lab-generator-bench`.
+GENBENCH_WORKERS ?= 1,2
+GENBENCH_USERS ?= 50
+GENBENCH_SECONDS ?= 10
+
+.PHONY: lab-generator-bench
+lab-generator-bench: setup ## Highest request rate one Locust process generates vs a master + N workers (cheap route); writes runs/generator-bench-*.json + CSV.
+	@$(DR) lab generator-bench --model-dir $(MODEL_DIR) --worker-counts $(GENBENCH_WORKERS) --users $(GENBENCH_USERS) \
+	  --seconds $(GENBENCH_SECONDS) --out $(RUNS_DIR)
+
 .PHONY: report
 report: setup ## Write report.md/report.html for RUN (default: the latest run) and print its tables.
 	@$(DR) lab report $(RUN) --runs $(RUNS_DIR) $(LAB_PROMETHEUS)

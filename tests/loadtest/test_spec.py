@@ -155,6 +155,19 @@ def test_check_rejects_what_cannot_work(tmp_path: Path) -> None:
 def test_workers_flag() -> None:
     assert _spec("ramp", "--workers", "3").workers == 3
     assert _spec("warm-up").workers == 0
+    spec = _spec(
+        "ramp",
+        "--workers",
+        "8",
+        "--external-workers",
+        "--master-bind",
+        "0.0.0.0",
+        "--master-port",
+        "5557",
+        "--generator-pool",
+        "loadgen",
+    )
+    assert spec.generator == GeneratorSpec(external=True, bind="0.0.0.0", port=5557, pool="loadgen")
 
 
 def test_scenario_options_validate() -> None:
