@@ -176,6 +176,7 @@ def test_env_carries_pool_facts_and_downward_api() -> None:
     assert variables["DR_MEMORY_PROFILE"] == "3Gi"
     assert variables["DR_PRECISION"] == "fp32"
     assert variables["DR_BODY_TIMEOUT_SECONDS"] == "30"
+    assert variables["DR_GRADABILITY"] == "reject"
     assert variables["DR_NODE_NAME"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}
     assert variables["DR_POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     assert variables["STORAGE_URI"] == "pvc://dr-models/vgg19"
@@ -266,6 +267,13 @@ def test_precision_becomes_dr_precision(precision: str) -> None:
     """models.<name>.precision is exported as DR_PRECISION (the predictor's --precision)."""
     values = {"models": {"mobilenet": {"precision": precision}}}
     assert env(isvcs(render(values))["dr-serving-mobilenet-amd64"])["DR_PRECISION"] == precision
+
+
+@pytest.mark.parametrize("policy", ["reject", "flag", "off"])
+def test_gradability_policy_becomes_dr_gradability(policy: str) -> None:
+    """predictor.gradability is exported as DR_GRADABILITY on every predictor (the gate's policy)."""
+    for isvc in isvcs(render({"predictor": {"gradability": policy}})).values():
+        assert env(isvc)["DR_GRADABILITY"] == policy
 
 
 def test_int8_with_the_savedmodel_backend_is_refused() -> None:

@@ -22,6 +22,11 @@ INVALID: list[Any] = [
         id="drain-not-below-grace-period",
     ),
     pytest.param(
+        {"predictor": {"gradability": "warn"}},
+        "at '/predictor/gradability': value must be one of 'reject', 'flag', 'off'",
+        id="unknown-gradability-policy",
+    ),
+    pytest.param(
         {"mode": "serverless"}, "at '/mode': value must be one of 'knative', 'standard'", id="unknown-mode"
     ),
     pytest.param({"modle": "knative"}, "additional properties 'modle' not allowed", id="typo-top-level-key"),
