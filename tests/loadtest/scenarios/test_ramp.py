@@ -45,7 +45,11 @@ def test_small_ramp_reports_each_step(cli, predictor: Target, tmp_path: Path) ->
     assert "spawn rate is very high" not in result.stderr
     (run_dir,) = tmp_path.glob("*-ramp")
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["settings"] == {"seed": 0, "users": [2, 4], "step_seconds": 2.0, "pause_s": 0.1}
+    settings = dict(summary["settings"])
+    assert (
+        settings.pop("generator")["kind"] == "local-process"
+    )  # the load generator the run was measured with
+    assert settings == {"seed": 0, "users": [2, 4], "step_seconds": 2.0, "pause_s": 0.1}
     assert summary["protocol"] == "v2"
     steps = {s["users"]: s for s in summary["steps"]}
     assert sorted(steps) == [2, 4], "requests are grouped by the step they were sent in"

@@ -40,7 +40,11 @@ def test_summary_describes_the_run(warm_up_run: Path) -> None:
         == f"emulation ({len(next(iter(DEFAULT_POOLS.values())).cpus)}-core machine, no cluster)"
     )
     assert summary["scenario"] == "warm-up"
-    assert summary["settings"] == {"seed": 0, "requests": 6, "interval_s": 0.05, "discard": 1}
+    settings = dict(summary["settings"])
+    assert (
+        settings.pop("generator")["kind"] == "local-process"
+    )  # the load generator the run was measured with
+    assert settings == {"seed": 0, "requests": 6, "interval_s": 0.05, "discard": 1}
     assert summary["requests"] == 7 * len(DEFAULT_POOLS)
     groups = {g["pool"]: g for g in summary["groups"]}
     assert sorted(groups) == sorted(DEFAULT_POOLS)
