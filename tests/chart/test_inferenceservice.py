@@ -187,7 +187,13 @@ def test_limits_and_extra_env_are_exported() -> None:
     """predictor.limits become DR_MAX_* variables; extraEnv is appended."""
     values = {
         "predictor": {
-            "limits": {"maxImageBytes": 5000000, "maxImagePixels": 0, "maxBatch": 8},
+            "limits": {
+                "maxImageBytes": 5000000,
+                "maxImagePixels": 0,
+                "maxBatch": 8,
+                "decodeSlots": 1,
+                "maxDecodedBytes": 67108864,
+            },
             "extraEnv": [{"name": "OPENBLAS_CORETYPE", "value": "SkylakeX"}],
         }
     }
@@ -195,7 +201,22 @@ def test_limits_and_extra_env_are_exported() -> None:
     assert variables["DR_MAX_IMAGE_BYTES"] == "5000000"
     assert variables["DR_MAX_BATCH"] == "8"
     assert "DR_MAX_IMAGE_PIXELS" not in variables
+    assert variables["DR_DECODE_SLOTS"] == "1"
+    assert variables["DR_MAX_DECODED_BYTES"] == "67108864"
     assert variables["OPENBLAS_CORETYPE"] == "SkylakeX"
+
+
+@pytest.mark.parametrize(
+    ("concurrency", "inflight"), [(4, "4"), (16, "16"), (0, None)], ids=["default", "16", "unlimited"]
+)
+def test_container_concurrency_bounds_the_predictors_in_flight_requests(
+    concurrency: int, inflight: str | None
+) -> None:
+    """containerConcurrency is exported as DR_MAX_INFLIGHT: the predictor itself answers 503 past it."""
+    for mode in ("knative", "standard"):
+        values = {"mode": mode, "predictor": {"containerConcurrency": concurrency}}
+        variables = env(isvcs(render(values))["dr-serving-mobilenet-amd64"])
+        assert variables.get("DR_MAX_INFLIGHT") == inflight
 
 
 def test_profiles_are_overridable_and_per_model() -> None:
