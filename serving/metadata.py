@@ -41,8 +41,9 @@ SCALINGS = ("minus_one_to_one", "zero_one", "raw", "caffe")
 DEFAULT_CLASS_NAMES = ("No DR", "Mild", "Moderate", "Severe", "Proliferative")
 #: Input tensor dtypes a model may declare.
 DTYPES = ("float32", "float16", "uint8")
-#: Where weights came from: untrained, trained on our synthetic images, or brought by the user.
-WEIGHT_SOURCES = ("random-init", "synthetic", "external", "unknown")
+#: Where weights came from: untrained, trained on our synthetic images, trained by ``dr-serving model
+#: train`` on the user's photos, or brought by the user.
+WEIGHT_SOURCES = ("random-init", "synthetic", "trained", "external", "unknown")
 
 
 def _fail(path: str, expected: str, value: Any) -> ValueError:
@@ -81,6 +82,13 @@ def _int(data: dict[str, Any], key: str, path: str, default: int | None, *, mini
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise _fail(path, f"an integer >= {minimum}", value)
+    return value
+
+
+def _object(data: dict[str, Any], key: str) -> dict[str, Any] | None:
+    value = data.get(key)
+    if value is not None and not isinstance(value, dict):
+        raise _fail(key, "a JSON object", value)
     return value
 
 
@@ -196,6 +204,8 @@ class ModelMetadata:
     weights: WeightsInfo = field(default_factory=WeightsInfo)
     created: str | None = None
     tensorflow_version: str | None = None
+    #: ``dr-serving model train``'s record: data, split, recipe, history, evaluation (absent otherwise).
+    training: dict[str, Any] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         # Constructed directly (not via from_dict): check the values that cross-depend.
@@ -247,11 +257,12 @@ class ModelMetadata:
             weights=WeightsInfo.from_dict(data.get("weights", {})),
             created=_str(data, "created", "created", None),
             tensorflow_version=_str(data, "tensorflow_version", "tensorflow_version", None),
+            training=_object(data, "training"),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON-ready dictionary, keys in the documented order."""
-        return {
+        """The JSON-ready dictionary, keys in the documented order (``training`` only when present)."""
+        data = {
             "schema_version": self.schema_version,
             "name": self.name,
             "architecture": self.architecture,
@@ -282,6 +293,9 @@ class ModelMetadata:
             "created": self.created,
             "tensorflow_version": self.tensorflow_version,
         }
+        if self.training is not None:
+            data["training"] = self.training
+        return data
 
     @classmethod
     def load(cls, model_dir: str | os.PathLike[str]) -> ModelMetadata | None:

@@ -82,6 +82,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     info.add_argument("model_dir", type=Path, metavar="DIR", help="model directory (SavedModel)")
     info.set_defaults(func=_info)
 
+    _register_train(model_subparsers)
+
     gradability = model_subparsers.add_parser(
         "gradability",
         help="Measure the ungradable-photo gate on synthetic photos and counter-examples.",
@@ -125,6 +127,100 @@ def _build(args: argparse.Namespace) -> int:
         )
     except (OSError, ValueError, RuntimeError) as exc:
         raise CliError(f"building {args.arch!r} into {str(args.out)!r} failed: {exc}") from exc
+    return 0
+
+
+def _register_train(model_subparsers: argparse._SubParsersAction) -> None:
+    """Add ``dr-serving model train``: every field of the recipe is a flag, defaulting to the published."""
+    from serving.tensor import SCALINGS
+    from serving.zoo.fit import Recipe
+
+    defaults = Recipe()
+    train = model_subparsers.add_parser(
+        "train",
+        help="Train a published architecture on your labelled photos (APTOS layout or a folder per grade).",
+        description=(
+            "Train on DIR: APTOS 2019 (train.csv with id_code,diagnosis + train_images/*.png) or folders "
+            "0/ … 4/. "
+            "Photos are prepared exactly as the server prepares them. Writes the SavedModel, dr_model.json "
+            "(with data, split, recipe and evaluation), evaluation.json/.md, roc.png and confusion.png; "
+            "a run started again with the same data and recipe resumes after its last finished epoch."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    train.add_argument("--data", required=True, type=Path, metavar="DIR", help="labelled photos")
+    train.add_argument("--out", required=True, type=Path, metavar="DIR", help="model directory to write")
+    train.add_argument("--name", help="model name (default: the output folder's name)")
+    train.add_argument(
+        "--arch", default=defaults.architecture, choices=sorted(ARCHITECTURES), help="architecture"
+    )
+    train.add_argument(
+        "--input-size", type=_input_size, default=defaults.input_size, metavar="S", help="input side, px"
+    )
+    train.add_argument("--scaling", default=defaults.scaling, choices=SCALINGS, help="pixel scaling")
+    train.add_argument(
+        "--ben-graham", action="store_true", help="Ben Graham's enhancement (Voets' 299 px recipe)"
+    )
+    train.add_argument(
+        "--validation", type=float, default=defaults.validation, help="held-out share, stratified"
+    )
+    train.add_argument("--seed", type=int, default=defaults.seed, help="seed of the split and the weights")
+    train.add_argument("--batch-size", type=positive_int, default=defaults.batch_size, help="photos per step")
+    train.add_argument("--epochs", type=positive_int, default=defaults.epochs, help="most epochs")
+    train.add_argument(
+        "--patience",
+        type=positive_int,
+        default=defaults.patience,
+        help="early stop after N epochs without a better validation loss",
+    )
+    train.add_argument(
+        "--learning-rate", type=float, default=defaults.learning_rate, help="Adam's learning rate"
+    )
+    train.add_argument(
+        "--class-weights",
+        default=defaults.class_weights,
+        choices=("balanced", "none"),
+        help="loss weight per grade",
+    )
+    train.add_argument(
+        "--no-augment", dest="augment", action="store_false", help="no flips, turns or brightness changes"
+    )
+    train.add_argument(
+        "--threshold",
+        type=float,
+        default=defaults.threshold,
+        help="referable score (P(grade ≥ 2)) that refers",
+    )
+    train.set_defaults(func=_train)
+
+
+def _train(args: argparse.Namespace) -> int:
+    """Run ``dr-serving model train``."""
+    from serving.zoo.fit import Recipe, train_on_data
+
+    try:
+        recipe = Recipe(
+            architecture=args.arch,
+            input_size=args.input_size,
+            scaling=args.scaling,
+            ben_graham=args.ben_graham,
+            validation=args.validation,
+            seed=args.seed,
+            batch_size=args.batch_size,
+            epochs=args.epochs,
+            patience=args.patience,
+            learning_rate=args.learning_rate,
+            class_weights=args.class_weights,
+            augment=args.augment,
+            threshold=args.threshold,
+        )
+        train_on_data(
+            args.data, args.out, recipe=recipe, name=args.name, verbose=1 if sys.stdout.isatty() else 2
+        )
+    except ValueError as exc:
+        raise CliError(str(exc), code=2) from exc
+    except (OSError, RuntimeError) as exc:
+        raise CliError(f"training into {str(args.out)!r} failed: {exc}") from exc
     return 0
 
 
