@@ -27,7 +27,7 @@ from locust.stats import PERCENTILES_TO_REPORT, RequestStats, StatsCSV
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from loadtest.distributed import DistributedRun, GeneratorMonitor, LocalWorkers
+from loadtest.distributed import STOP_TIMEOUT_S, DistributedRun, GeneratorMonitor, LocalWorkers
 from loadtest.emulation import LocalFleet
 from loadtest.exporter import LabExporter
 from loadtest.images import ImageSource
@@ -168,7 +168,8 @@ class Campaign:
         max_seconds: float,
     ) -> float:
         """Run Locust until the shape ends, every user stopped, or ``max_seconds``; returns seconds run."""
-        env = Environment(user_classes=user_classes, shape_class=shape, stop_timeout=60.0)
+        stop_timeout = STOP_TIMEOUT_S if self.workers else 60.0
+        env = Environment(user_classes=user_classes, shape_class=shape, stop_timeout=stop_timeout)
         self.environments.append(env)
         distributed = self._distributed(env, user_classes) if self.workers else None
         if distributed is not None:
@@ -208,7 +209,8 @@ class Campaign:
                 self.say(f"[yellow]Stopping: the campaign reached its limit of {max_seconds:.0f} s.")
         if distributed is not None:
             try:
-                if runner.state not in (STATE_STOPPED, STATE_CLEANUP):
+                # Stop users still running (time limit); users that stopped by themselves need no stop.
+                if runner.state not in (STATE_STOPPED, STATE_CLEANUP) and runner.user_count > 0:
                     runner.stop()
                 distributed.drain()
             finally:

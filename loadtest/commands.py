@@ -143,6 +143,19 @@ def register(subparsers: Any) -> None:
     bench.add_argument("--path", default="/v2/health/live", help="the cheap route the users GET")
     bench.add_argument("--out", default="runs", help="folder for generator-bench-*.json/.csv")
     bench.set_defaults(func=_generator_bench_command)
+    collect = lab_commands.add_parser(
+        "collect",
+        help="copy a run folder out of the in-cluster load-test master pod (chart: loadtest.enabled)",
+    )
+    collect.add_argument(
+        "run", nargs="?", default="latest", help="run folder name in the pod (default: newest)"
+    )
+    collect.add_argument("--release", default="dr-serving", help="Helm release of the chart")
+    collect.add_argument("--namespace", default="dr-serving", help="namespace of the release")
+    collect.add_argument("--out", default="runs", help="local folder the run folder is copied into")
+    collect.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+    collect.add_argument("--context", help="kubeconfig context")
+    collect.set_defaults(func=_collect_command)
     demo = subparsers.add_parser(
         "demo", help="build the default model, serve it and run the published warm-up"
     )
@@ -228,6 +241,21 @@ def _generator_bench_command(options: argparse.Namespace) -> int:
         table.add_row(*("" if v is None else str(v) for v in item.values()))
     Console().print(table)
     print(f"Results: {json_path} and {csv_path}")
+    return 0
+
+
+def _collect_command(options: argparse.Namespace) -> int:
+    from dr_deploy.cluster import api_client
+    from loadtest.collect import collect
+
+    try:
+        api = api_client(kubeconfig=options.kubeconfig, context=options.context)
+        run_dir = collect(
+            api, namespace=options.namespace, release=options.release, run=options.run, out=Path(options.out)
+        )
+    except RuntimeError as exc:
+        raise CliError(str(exc), code=1) from exc
+    print(f"Run folder: {run_dir}")
     return 0
 
 

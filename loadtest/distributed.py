@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import gevent
 import psutil
+from locust.rpc import Message
 from locust.runners import CPU_WARNING_THRESHOLD, MasterRunner, Runner
 
 if TYPE_CHECKING:
@@ -36,7 +37,12 @@ if TYPE_CHECKING:
     from loadtest.exporter import LabExporter
     from loadtest.recorder import RequestRecorder
 
-__all__ = ["DistributedRun", "GeneratorMonitor", "LocalWorkers", "WorkerError"]
+__all__ = ["STOP_TIMEOUT_S", "DistributedRun", "GeneratorMonitor", "LocalWorkers", "WorkerError"]
+
+#: Seconds a worker's users get to finish their request when a run stops. A Locust worker also waits this long
+#: after a stop before it reads its next message (locust/runners.py, WorkerRunner.worker, "stop"), so it stays
+#: short: a request still running after it is dropped from the run.
+STOP_TIMEOUT_S = 5.0
 
 
 class WorkerError(RuntimeError):
@@ -236,6 +242,11 @@ class DistributedRun:
 
     def close(self) -> None:
         """Quit the master (which tells the workers to quit) and end local worker processes."""
+        # Workers that stopped (a shape ended) left the master's list; they still need the quit message.
+        for client_id in self._reports:
+            self.runner.server.send_to_client(Message("quit", None, client_id))
         self.runner.quit()
+        # Locust leaves the master's socket bound; the next run of the campaign binds the same port (cluster).
+        self.runner.server.close(linger=0)
         if self.local_workers is not None:
             self.local_workers.stop(timeout=3.0)

@@ -29,6 +29,9 @@ __all__ = ["main"]
 
 log = logging.getLogger(__name__)
 
+#: Seconds a --reconnect worker waits after a master's quit before it offers itself to the next master.
+QUIT_GRACE_S = 2.0
+
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``MASTER_HOST:PORT [--reconnect]``: serve one run (or, with ``--reconnect``, run after run)."""
@@ -54,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         if not reconnect:
             return 0
+        # The master that just quit keeps its socket for a moment (MasterRunner.quit sleeps 0.5 s); a ready
+        # message sent now would be acknowledged by it and the worker would wait for its heartbeats in vain.
+        gevent.sleep(QUIT_GRACE_S)
 
 
 if __name__ == "__main__":

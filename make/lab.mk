@@ -24,11 +24,32 @@ run: setup ## Build (or reuse) the default model, serve it on 127.0.0.1, run the
 	@$(DR) demo --model-dir $(MODEL_DIR) --train-synthetic $(MOBILENET_TRAIN_IMAGES) --epochs $(MODEL_EPOCHS) \
 	  --seed $(MODEL_SEED) --requests $(RUN_REQUESTS) --interval $(RUN_INTERVAL) --out $(RUNS_DIR)
 
+# 1: run the campaign inside the cluster, on the chart's load-test master and workers (loadtest.enabled), then copy
+# the run folder out with `dr-serving lab collect`; empty: run Locust here against the deployment's endpoints.
+LOADTEST_IN_CLUSTER ?=
+# Worker processes `make loadtest` starts on this machine (0: one Locust process; see --workers).
+LAB_WORKERS ?= 0
+# In-cluster campaign: the master pod reads scenario, workers, pool and flags from the chart's ConfigMap; SCENARIO and
+# LAB_ARGS given here replace the scenario and extend the flags.
+LOADTEST_CONFIG = /etc/dr-serving/loadtest
+LOADTEST_MASTER = deploy/$(RELEASE)-loadtest-master
+
 .PHONY: loadtest
-loadtest: setup ## Run SCENARIO against the kind deployment (targets from `dr-serving deploy endpoints`).
+ifeq ($(LOADTEST_IN_CLUSTER),1)
+loadtest: setup tools ## Run SCENARIO against the deployment: locally (LAB_WORKERS=N local workers) or, with LOADTEST_IN_CLUSTER=1, on the chart's in-cluster Locust master + workers, then collect the run folder.
+	@echo ">> campaign in $(LOADTEST_MASTER) (namespace $(NAMESPACE)), workers from the loadtest worker Deployment"
+	@"$(KUBECTL)" -n $(NAMESPACE) exec $(LOADTEST_MASTER) -- sh -c 'c=$(LOADTEST_CONFIG); \
+	  exec python -m serving lab run $(if $(filter command line,$(origin SCENARIO)),$(SCENARIO),"$$(cat $$c/scenario)") \
+	  --targets $$c/targets.yaml --workers "$$(cat $$c/workers)" --external-workers --master-bind 0.0.0.0 \
+	  --master-port "$$(cat $$c/masterPort)" --generator-pool "$$(cat $$c/pool)" --out /runs --no-prometheus $(LAB_PROMETHEUS) \
+	  $$(cat $$c/args) $(LAB_ARGS)'
+	@$(DR) lab collect latest --release $(RELEASE) --namespace $(NAMESPACE) --out $(RUNS_DIR)
+else
+loadtest: setup ## Run SCENARIO against the deployment: locally (LAB_WORKERS=N local workers) or, with LOADTEST_IN_CLUSTER=1, on the chart's in-cluster Locust master + workers, then collect the run folder.
 	@mkdir -p $(RUNS_DIR)
 	@$(DR) deploy endpoints --output yaml > $(LAB_TARGETS)
-	@$(DR) lab run $(SCENARIO) --targets $(LAB_TARGETS) --out $(RUNS_DIR) $(LAB_PROMETHEUS) $(LAB_ARGS)
+	@$(DR) lab run $(SCENARIO) --targets $(LAB_TARGETS) --workers $(LAB_WORKERS) --out $(RUNS_DIR) $(LAB_PROMETHEUS) $(LAB_ARGS)
+endif
 
 .PHONY: loadtest-local
 loadtest-local: setup ## Run SCENARIO against local predictor processes emulating node pools (no cluster).

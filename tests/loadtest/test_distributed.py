@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from loadtest.images import ImageSource
 from loadtest.targets import Target
 from loadtest.users import LoadUser, SequentialUser
 from loadtest.worker_session import user_classes_from
+from tests.loadtest.conftest import quick_campaign
 
 
 def test_workers_rebuild_the_masters_user_classes(tmp_path: Path, predictor: Target) -> None:
@@ -99,3 +102,70 @@ def test_distributed_ramp_merges_every_workers_requests(distributed_run: Path) -
     logs = sorted(distributed_run.glob("worker-*.log"))
     assert len(logs) == 2
     assert all("received 1 user classes" in log.read_text(encoding="utf-8") for log in logs)
+
+
+def test_external_workers_serve_run_after_run_on_a_fixed_port(
+    predictor: Target, tmp_path: Path, child_environ: dict[str, str]
+) -> None:
+    """The chart's protocol on 127.0.0.1: worker processes started first with --reconnect, a campaign whose
+    master binds a fixed port once per target (two targets: the master quits and binds again, workers
+    rejoin)."""
+    from serving.launcher import free_port
+
+    port = free_port()
+    targets = tmp_path / "targets.yaml"
+    targets.write_text(
+        "targets:\n"
+        + "".join(
+            f"  - {{name: m@{pool}, model: mobilenet, url: '{predictor.url}', pool: {pool}, mode: local}}\n"
+            for pool in ("loadgen-a", "loadgen-b")
+        ),
+        encoding="utf-8",
+    )
+    workers = []
+    for i in range(2):
+        with (tmp_path / f"worker{i}.log").open("wb") as log:
+            workers.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "loadtest.worker", f"127.0.0.1:{port}", "--reconnect"],
+                    env=child_environ,
+                    stdout=subprocess.DEVNULL,
+                    stderr=log,
+                )
+            )
+    try:
+        run_dir = quick_campaign(
+            "warm-up",
+            "--targets",
+            str(targets),
+            "--requests",
+            "3",
+            "--interval",
+            "0.05",
+            "--image-count",
+            "2",
+            "--workers",
+            "2",
+            "--external-workers",
+            "--master-port",
+            str(port),
+            "--generator-pool",
+            "loadgen",
+            out=tmp_path,
+        )
+        # Both worker processes outlive the campaign's two masters, ready for the next run.
+        assert all(w.poll() is None for w in workers)
+    finally:
+        for worker in workers:
+            worker.terminate()
+            worker.wait(timeout=10)
+    rows = list(csv.DictReader((run_dir / "requests.csv").read_text(encoding="utf-8").splitlines()))
+    # Per target: one discarded then three warm requests, each target from its own master run.
+    assert sorted((r["pool"], r["phase"]) for r in rows) == sorted(
+        [(pool, "discarded") for pool in ("loadgen-a", "loadgen-b")]
+        + [(pool, "warm") for pool in ("loadgen-a", "loadgen-b") for _ in range(3)]
+    )
+    generator = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))["settings"]["generator"]
+    assert (generator["kind"], generator["workers"], generator["pool"]) == ("cluster-workers", 2, "loadgen")
+    logs = "".join((tmp_path / f"worker{i}.log").read_text(encoding="utf-8") for i in range(2))
+    assert logs.count("received 1 user classes") == 4  # two runs x two workers
