@@ -27,8 +27,12 @@ VALUE_SETS: dict[str, tuple[str | dict, ...]] = {
 
 
 def _kind_of_pod(resource: str) -> str:
-    """predictor or test, from checkov's resource id (Kind.namespace.name)."""
-    return "test" if resource.endswith("-test-prediction") else "predictor"
+    """predictor, test or loadtest, from checkov's resource id (Kind.namespace.name)."""
+    if resource.endswith("-test-prediction"):
+        return "test"
+    if resource.rsplit(".", 1)[-1].endswith(("-loadtest-master", "-loadtest-worker")):
+        return "loadtest"
+    return "predictor"
 
 
 @pytest.fixture(scope="module")
