@@ -68,6 +68,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         f"(default: ${GRADABILITY_ENV}, else {DEFAULT_POLICY}).",
     )
     group.add_argument(
+        "--metrics-port",
+        type=int,
+        default=argparse.SUPPRESS,
+        help="Serve the Prometheus metrics on this port only (the HTTP port then answers 404 on /metrics); "
+        "0 serves /metrics on the HTTP port (default: $DR_METRICS_PORT, else 0; the chart sets 9102).",
+    )
+    group.add_argument(
         "--drain-seconds",
         type=float,
         default=argparse.SUPPRESS,
@@ -91,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
     """Resolve the configuration, load the model, serve until SIGTERM/SIGINT; ``CliError`` on failure."""
     from dr_cli.errors import CliError
     from serving.errors import ModelLoadError
+    from serving.metrics import MetricsPortError
     from serving.serve import ConfigError, ServeConfig, serve
 
     try:
@@ -99,6 +107,6 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(str(exc), code=exc.code) from exc
     try:
         serve(config)
-    except ModelLoadError as exc:
+    except (ModelLoadError, MetricsPortError) as exc:
         raise CliError(str(exc)) from exc
     return 0

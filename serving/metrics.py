@@ -1,4 +1,7 @@
-"""Every ``dr_*`` Prometheus metric of the predictor, created once in the default registry (on /metrics).
+"""Every ``dr_*`` Prometheus metric of the predictor, created once in the default registry; the metrics port.
+
+:func:`start_metrics_server` serves the registry on a port of its own (``DR_METRICS_PORT``, the chart's 9102)
+so a NetworkPolicy can admit only Prometheus to it; with no metrics port, on the HTTP port's ``/metrics``.
 
 Label values come from small fixed sets: the model name, the backend, and the node labels the chart sets in
 the environment (``DR_POOL``, ``DR_ARCH``, ``DR_INSTANCE_TYPE``, ``DR_MODE``; see :func:`node_labels`).
@@ -11,7 +14,7 @@ import platform
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 __all__ = [
     "BATCH_SECONDS",
@@ -26,9 +29,11 @@ __all__ = [
     "REQUESTS_IN_FLIGHT",
     "STARTUP_SECONDS",
     "UNGRADABLE_IMAGES",
+    "MetricsPortError",
     "NodeLabels",
     "node_labels",
     "normalise_arch",
+    "start_metrics_server",
 ]
 
 #: Latency buckets, seconds: 1 ms … 30 s (MobileNet ≈ 10 ms, VGG19 ≈ 100 ms, a cold TF call a few seconds).
@@ -121,3 +126,17 @@ def node_labels(env: Mapping[str, str] | None = None) -> NodeLabels:
         mode=env.get("DR_MODE") or "local",
         node=env.get("DR_NODE_NAME") or None,
     )
+
+
+class MetricsPortError(OSError):
+    """The metrics port could not be bound."""
+
+
+def start_metrics_server(host: str, port: int) -> None:
+    """Serve the default registry on ``host:port`` from a daemon thread (prometheus_client's WSGI server)."""
+    try:
+        start_http_server(port, addr=host)
+    except OSError as exc:
+        raise MetricsPortError(
+            f"Expected to serve metrics on {host}:{port}, but it cannot be bound: {exc.strerror or exc}."
+        ) from exc

@@ -44,6 +44,9 @@ class ServeConfig:
     gradability: str = DEFAULT_POLICY
     host: str = "0.0.0.0"
     http_port: int = 8080
+    #: Port of the Prometheus metrics (``--metrics-port``, else ``$DR_METRICS_PORT``); 0: ``/metrics`` on the
+    #: HTTP port instead (local runs). The chart sets one, so a NetworkPolicy can admit only Prometheus to it.
+    metrics_port: int = 0
     drain_seconds: float = 0.0
     access_log_format: str | None = None
     event_loop: str = "auto"
@@ -77,6 +80,7 @@ class ServeConfig:
                 ) from None
         if not drain >= 0:
             raise ConfigError(f"Expected a drain period of 0 s or more, got {drain!r}.")
+        metrics_port = _metrics_port(getattr(args, "metrics_port", None), env, http_port=args.http_port)
         model_dir = Path(args.model_dir)
         if not model_dir.is_dir():
             raise ConfigError(
@@ -103,6 +107,7 @@ class ServeConfig:
             precision=precision,
             host=args.host,
             http_port=args.http_port,
+            metrics_port=metrics_port,
             drain_seconds=drain,
             access_log_format=getattr(args, "access_log_format", None),
             event_loop=getattr(args, "event_loop", "auto"),
@@ -111,10 +116,25 @@ class ServeConfig:
         )
 
 
+def _metrics_port(flag: int | None, env: Mapping[str, str], *, http_port: int) -> int:
+    """``--metrics-port`` over ``$DR_METRICS_PORT`` over 0 (off); ``ConfigError`` for a wrong port."""
+    if flag is None:
+        raw = env.get("DR_METRICS_PORT", "0").strip() or "0"
+        try:
+            flag = int(raw)
+        except ValueError:
+            raise ConfigError(f"Expected DR_METRICS_PORT to be a port number, got {raw!r}.") from None
+    if not 0 <= flag <= 65535:
+        raise ConfigError(f"Expected a metrics port between 0 (off) and 65535, got {flag}.")
+    if flag and flag == http_port:
+        raise ConfigError(f"Expected a metrics port other than the HTTP port {http_port}, got {flag}.")
+    return flag
+
+
 def serve(config: ServeConfig) -> None:
     """Load the model and serve it until SIGTERM/SIGINT; ``ModelLoadError`` for a model that does not load."""
     from serving.http.kserve_app import DRModelServer
-    from serving.metrics import STARTUP_SECONDS
+    from serving.metrics import STARTUP_SECONDS, start_metrics_server
     from serving.predictor import DRModel
     from serving.process import configure_logging, exit_cleanly, process_start_time, tune_gc
 
@@ -132,6 +152,8 @@ def serve(config: ServeConfig) -> None:
         gradability=config.gradability,
     )
     signal.signal(signal.SIGTERM, exit_cleanly)
+    if config.metrics_port:
+        start_metrics_server(config.host, config.metrics_port)
     model.load()
     startup = time.time() - started
     assert model.backend is not None
@@ -149,6 +171,7 @@ def serve(config: ServeConfig) -> None:
         limits=config.limits,
         drain_seconds=config.drain_seconds,
         http_port=config.http_port,
+        metrics_on_http_port=not config.metrics_port,
         access_log_format=config.access_log_format,
         event_loop=config.event_loop,
         timeout_keep_alive=config.timeout_keep_alive,

@@ -156,8 +156,9 @@ def _cluster_cold(
             breakdown["ready_to_first_response_s"] = round((answered_at - timeline.ready).total_seconds(), 3)
     try:
         headers = {"Host": target.host} if target.host else {}
-        metrics = session.get(f"{target.base_url}/metrics", headers=headers, timeout=10).text
-        server = server_startup_metrics(metrics)
+        # The chart serves metrics on their own port, so the gateway answers 404 here: no server figures then.
+        answer = session.get(f"{target.base_url}/metrics", headers=headers, timeout=10)
+        server = server_startup_metrics(answer.text) if answer.ok else {}
     except requests.RequestException:
         server = {}
     breakdown.update(

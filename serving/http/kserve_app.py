@@ -36,7 +36,15 @@ from serving.http.wire import guarded_protocol
 from serving.limits import Limits
 from serving.shutdown import DrainingServer, DrainState
 
-__all__ = ["RELIES_ON", "SERVED_ROUTES", "DRModelServer", "check_kserve", "prune_routes", "served_routes"]
+__all__ = [
+    "METRICS_ROUTE",
+    "RELIES_ON",
+    "SERVED_ROUTES",
+    "DRModelServer",
+    "check_kserve",
+    "prune_routes",
+    "served_routes",
+]
 
 #: Every route the product serves: (path, methods). Everything else KServe registers is removed (404).
 SERVED_ROUTES = {
@@ -57,6 +65,8 @@ SERVED_ROUTES = {
     ("/v2/models/{model_name}/ready", frozenset({"GET"})),
     ("/v2/models/{model_name}/infer", frozenset({"POST"})),
 }
+#: The metrics route, dropped from the HTTP port when the metrics have a port of their own.
+METRICS_ROUTE = ("/metrics", frozenset({"GET"}))
 #: What this module uses of KServe beyond its public ``Model``: name → what must hold.
 RELIES_ON = {
     "RESTServer.__init__ arguments": (
@@ -122,12 +132,13 @@ def check_kserve(server: ModelServer | None = None) -> None:
         )
 
 
-def prune_routes(app: Any) -> list[str]:
-    """Keep only ``SERVED_ROUTES`` (the first of duplicates: ours); return the removed paths.
+def prune_routes(app: Any, served: set[tuple[str, frozenset[str]]] | None = None) -> list[str]:
+    """Keep only ``served`` (default ``SERVED_ROUTES``; of duplicates the first: ours); return the rest.
 
     FastAPI 0.165 keeps an included router as one entry (``_IncludedRouter``: ``original_router`` plus
     ``include_context.prefix``) instead of copying its routes; both levels are walked, in serving order.
     """
+    served = SERVED_ROUTES if served is None else served
     seen: set[tuple[str, frozenset[str]]] = set()
     removed: list[str] = []
 
@@ -141,7 +152,7 @@ def prune_routes(app: Any) -> list[str]:
                 continue
             path = prefix + getattr(route, "path", "")
             key = (path, frozenset(getattr(route, "methods", None) or ()))
-            if key in SERVED_ROUTES and key not in seen:
+            if key in served and key not in seen:
                 kept.append(route)
                 seen.add(key)
             else:
@@ -173,10 +184,22 @@ def served_routes(app: Any) -> set[tuple[str, frozenset[str]]]:
 
 
 class DRModelServer(ModelServer):
-    """KServe's ``ModelServer`` with our routes, guards, handlers and bind address; one worker, no gRPC."""
+    """KServe's ``ModelServer`` with our routes, guards, handlers and bind address; one worker, no gRPC.
 
-    def __init__(self, *, host: str, limits: Limits, drain_seconds: float = 0.0, **kwargs: Any) -> None:
+    ``metrics_on_http_port`` False (a metrics port of its own is served elsewhere) prunes ``/metrics`` too.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        limits: Limits,
+        drain_seconds: float = 0.0,
+        metrics_on_http_port: bool = True,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(enable_grpc=False, workers=1, **kwargs)
+        self.metrics_on_http_port = metrics_on_http_port
         self.host = host
         self.limits = limits
         self.drain_seconds = drain_seconds
@@ -203,7 +226,7 @@ class DRModelServer(ModelServer):
         app = model_server.app
         install_routes(app, model, self.dataplane)  # first: ours win over KServe's duplicates
         rest.create_application()
-        prune_routes(app)
+        prune_routes(app, SERVED_ROUTES if self.metrics_on_http_port else SERVED_ROUTES - {METRICS_ROUTE})
         install_error_handlers(app, model_name=model.name)  # last: ours replace KServe's
         app.add_middleware(RequestGuard, limits=self.limits, model_name=model.name)
         drain = DrainState()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 
 import pytest
 from chartkit import CHART, by_kind, render, run_helm
@@ -37,7 +38,8 @@ def test_defaults_render_the_locked_down_set() -> None:
     ("values", "port"), [({}, "user-port"), ("standard-values.yaml", "http1")], ids=["knative", "standard"]
 )
 def test_pod_monitor_scrapes_the_predictor_port_with_node_labels(values: str | dict, port: str) -> None:
-    """PodMonitor: predictor pods, Knative's user-port (or the container port), node metadata relabelled."""
+    """PodMonitor: predictor pods, found on Knative's user-port (or the container port), scraped on the
+    metrics port 9102 (the address rewritten: the port is not declared), node metadata relabelled."""
     (monitor,) = by_kind(render(values, "monitoring-values.yaml"), "PodMonitor")
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
     assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
@@ -46,11 +48,45 @@ def test_pod_monitor_scrapes_the_predictor_port_with_node_labels(values: str | d
     assert spec["attachMetadata"] == {"node": True}
     (endpoint,) = spec["podMetricsEndpoints"]
     assert (endpoint["port"], endpoint["path"], endpoint["interval"]) == (port, "/metrics", "10s")
+    assert _scraped_address(endpoint, "10.1.2.3:8080") == "10.1.2.3:9102"
+    assert _scraped_address(endpoint, "[fd00::7]:8080") == "[fd00::7]:9102"
     relabel = {tuple(rule["sourceLabels"]): rule["targetLabel"] for rule in endpoint["relabelings"]}
     assert relabel[("__meta_kubernetes_node_label_kubernetes_io_arch",)] == "node_arch"
     assert relabel[("__meta_kubernetes_node_label_dr_serving_pool",)] == "node_pool"
     assert relabel[("__meta_kubernetes_node_label_node_kubernetes_io_instance_type",)] == "node_instance_type"
     assert relabel[("__meta_kubernetes_pod_node_name",)] == "node"
+
+
+def _scraped_address(endpoint: dict, discovered: str) -> str:
+    """The ``__address__`` Prometheus scrapes after the endpoint's relabelings (replace rules, anchored)."""
+    labels = {"__address__": discovered}
+    for rule in endpoint["relabelings"]:
+        if rule.get("targetLabel") != "__address__":
+            continue
+        value = ";".join(labels.get(name, "") for name in rule["sourceLabels"])
+        match = re.fullmatch(rule.get("regex", "(.*)"), value)
+        if match:
+            template = re.sub(r"\$\{(\w+)\}|\$(\w+)", r"\\g<\1\2>", rule.get("replacement", "$1"))
+            labels["__address__"] = match.expand(template)
+    return labels["__address__"]
+
+
+def test_metrics_port_reaches_the_predictor_and_is_not_declared() -> None:
+    """DR_METRICS_PORT is the chart's metrics port, and no container declares it (Knative admits one port)."""
+    for values in ({}, "standard-values.yaml"):
+        for isvc in by_kind(render(values, {"monitoring": {"metricsPort": 9200}}), "InferenceService"):
+            (container,) = isvc["spec"]["predictor"]["containers"]
+            env = {item["name"]: item.get("value") for item in container["env"]}
+            assert env["DR_METRICS_PORT"] == "9200"
+            assert [port["containerPort"] for port in container["ports"]] == [8080]
+
+
+@pytest.mark.parametrize("port", [8012, 9090, 8080, 80])
+def test_metrics_port_may_not_take_a_queue_proxy_or_serving_port(port: int) -> None:
+    """The values schema refuses queue-proxy's ports, the serving port and privileged ports."""
+    result = run_helm("template", "x", str(CHART), "--set", f"monitoring.metricsPort={port}", check=False)
+    assert result.returncode != 0
+    assert "metricsPort" in result.stderr
 
 
 def test_service_monitor_is_standard_mode_only() -> None:
@@ -69,7 +105,9 @@ def test_service_monitor_selects_the_release_inference_services() -> None:
             "values": ["dr-serving-mobilenet-amd64", "dr-serving-mobilenet-graviton"],
         }
     ]
-    assert monitor["spec"]["endpoints"][0]["targetPort"] == 8080
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["targetPort"] == 8080
+    assert _scraped_address(endpoint, "10.1.2.3:8080") == "10.1.2.3:9102"
 
 
 def test_service_account_is_annotated_and_used() -> None:
@@ -115,23 +153,24 @@ def _rules(policy: dict) -> dict[tuple[str, ...], set[tuple[str, int]]]:
 
 def test_network_policy_is_on_and_opens_only_the_ports_knative_uses() -> None:
     """Knative mode: Kourier and the activator reach queue-proxy (8012), the autoscaler its metrics (9090),
-    Prometheus the predictor (8080); nothing else (knative-v1.21.1 pkg/networking/constants.go:24,38)."""
+    Prometheus the predictor's metrics port (9102); nothing else (knative-v1.21.1
+    pkg/networking/constants.go:24,38)."""
     policy = _policy(render())
     assert policy["spec"]["podSelector"] == {"matchLabels": SELECTOR}
     assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
     assert _rules(policy) == {
         ("kourier-system",): {("TCP", 8012)},
         ("knative-serving",): {("TCP", 8012), ("TCP", 9090)},
-        ("monitoring",): {("TCP", 8080)},
+        ("monitoring",): {("TCP", 9102)},
     }
 
 
 def test_network_policy_in_standard_mode_opens_the_predictor_port_only() -> None:
-    """Standard mode: gateway, monitoring and this release's helm test pod reach port 8080 only."""
+    """Standard mode: gateway and this release's helm test pod reach port 8080 only, monitoring 9102 only."""
     policy = _policy(render("standard-values.yaml"))
     assert _rules(policy) == {
         ("kourier-system",): {("TCP", 8080)},
-        ("monitoring",): {("TCP", 8080)},
+        ("monitoring",): {("TCP", 9102)},
         ("pod:test",): {("TCP", 8080)},
     }
 

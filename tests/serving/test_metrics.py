@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import os
 import platform
+import socket
+from pathlib import Path
 
+import httpx
 import pytest
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from serving import metrics
+from serving.launcher import PredictorProcess, free_port
+
+#: This checkout, first on the predictor child's path so that it runs the code under test.
+CHECKOUT = Path(__file__).resolve().parents[2]
+
+
+def worktree_pythonpath() -> str:
+    """``PYTHONPATH`` for a child process: this checkout first."""
+    return os.pathsep.join(p for p in (str(CHECKOUT), os.environ.get("PYTHONPATH", "")) if p)
+
 
 CONTRACT = {
     "dr_model_load_seconds": ("gauge", {"model", "backend"}),
@@ -95,3 +109,39 @@ def test_node_labels_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert metrics.node_labels() == metrics.NodeLabels(
         pool="graviton", arch="arm64", instance_type="c7g.xlarge", mode="knative", node="worker-2"
     )
+
+
+def test_a_metrics_port_serves_the_metrics_and_the_http_port_refuses_them(
+    mobilenet_dir: Path, tmp_path: Path
+) -> None:
+    """DR_METRICS_PORT: the real predictor serves dr_* metrics there; the HTTP port's /metrics answers 404."""
+    metrics_port = free_port()
+    env = {"DR_METRICS_PORT": str(metrics_port), "PYTHONPATH": worktree_pythonpath()}
+    with (
+        PredictorProcess(mobilenet_dir, env=env, log_path=tmp_path / "predictor.log") as predictor,
+        httpx.Client(timeout=30.0, trust_env=False) as http,
+    ):
+        assert http.get(predictor.url + "/metrics").status_code == 404
+        assert http.get(predictor.url + "/v2/health/ready").status_code == 200
+        answer = http.get(f"http://127.0.0.1:{metrics_port}/metrics")
+    assert answer.status_code == 200
+    families = {family.name: family for family in text_string_to_metric_families(answer.text)}
+    (startup,) = families["dr_startup_seconds"].samples
+    assert startup.labels["model"] == "mobilenet" and startup.value > 0
+
+
+def test_a_taken_metrics_port_stops_the_predictor_with_one_clear_line(
+    mobilenet_dir: Path, tmp_path: Path
+) -> None:
+    """A metrics port already bound: the process exits 1 naming the port, before loading the model."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {"DR_METRICS_PORT": str(port), "PYTHONPATH": worktree_pythonpath()}
+        predictor = PredictorProcess(mobilenet_dir, env=env, log_path=tmp_path / "predictor.log").start()
+        with pytest.raises(
+            RuntimeError, match=f"exited with code 1: Error: Expected to serve metrics on 127.0.0.1:{port}"
+        ):
+            predictor.wait_ready(timeout=120)
+        predictor.stop()

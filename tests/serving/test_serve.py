@@ -37,8 +37,19 @@ def test_flags_beat_the_environment_which_beats_the_defaults(tmp_path: Path) -> 
         ((), {"DR_DRAIN_SECONDS": "soon"}, "DR_DRAIN_SECONDS to be a number of seconds, got 'soon'", 2),
         (("--drain-seconds", "-1"), {}, "drain period of 0 s or more, got -1.0", 2),
         (("--header-timeout-seconds", "0"), {}, "header_timeout_seconds to be a positive number", 2),
+        ((), {"DR_METRICS_PORT": "ninety"}, "DR_METRICS_PORT to be a port number, got 'ninety'", 2),
+        (("--metrics-port", "70000"), {}, "metrics port between 0 (off) and 65535, got 70000", 2),
+        (("--metrics-port", "8080"), {}, "metrics port other than the HTTP port 8080, got 8080", 2),
     ],
-    ids=["zero-in-flight", "drain-not-a-number", "negative-drain", "zero-timeout"],
+    ids=[
+        "zero-in-flight",
+        "drain-not-a-number",
+        "negative-drain",
+        "zero-timeout",
+        "metrics-port-not-a-number",
+        "metrics-port-out-of-range",
+        "metrics-port-is-http-port",
+    ],
 )
 def test_bad_settings_are_usage_errors(
     tmp_path: Path, flags: tuple[str, ...], env: dict[str, str], message: str, code: int
@@ -46,6 +57,14 @@ def test_bad_settings_are_usage_errors(
     with pytest.raises(ConfigError) as info:
         ServeConfig.from_args(_args("--model-dir", str(tmp_path), *flags), env)
     assert message in str(info.value) and info.value.code == code
+
+
+def test_metrics_port_flag_beats_the_environment_and_defaults_to_off(tmp_path: Path) -> None:
+    model_dir = ("--model-dir", str(tmp_path))
+    assert ServeConfig.from_args(_args(*model_dir), {}).metrics_port == 0
+    assert ServeConfig.from_args(_args(*model_dir), {"DR_METRICS_PORT": "9102"}).metrics_port == 9102
+    flagged = ServeConfig.from_args(_args(*model_dir, "--metrics-port", "0"), {"DR_METRICS_PORT": "9102"})
+    assert flagged.metrics_port == 0
 
 
 def test_a_missing_model_directory_is_a_runtime_error(tmp_path: Path) -> None:

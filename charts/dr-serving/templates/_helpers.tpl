@@ -86,6 +86,17 @@ Standard mode keeps the container's own port name.
 {{- end }}
 
 {{/*
+dr-serving.metricsAddress: relabelings that point a target found on the predictor's declared port at the metrics
+port instead (the port is not declared: Knative admits one container port). "(.+)" keeps an IPv6 "[addr]".
+*/}}
+{{- define "dr-serving.metricsAddress" -}}
+- sourceLabels: [__address__]
+  regex: '(.+):[0-9]+'
+  replacement: '${1}:{{ .Values.monitoring.metricsPort }}'
+  targetLabel: __address__
+{{- end }}
+
+{{/*
 dr-serving.targets: every enabled (model x pool) as YAML {targets: [...]}, sorted by model then pool, with the
 resolved name, image (tag or digest), backend, precision, model directory and resource profile. Fails with one sentence on a bad reference.
 */}}
