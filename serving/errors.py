@@ -11,6 +11,7 @@ Exception tree::
     │   └── UnsupportedMediaType    415 — a content type we do not read
     ├── UnknownModel                404 — no model by that name on this server
     ├── NotReady                    503 — the model has not finished loading
+    ├── ExplanationUnavailable      501 — the model cannot explain (no ``explain`` signature, or LiteRT)
     └── ModelLoadError              —   start-up failure (missing, corrupt or incompatible model directory);
                                         ``dr-serving serve`` prints ``Error: ...`` and exits 1
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 __all__ = [
     "DRServingError",
+    "ExplanationUnavailable",
     "InvalidImage",
     "InvalidRequest",
     "ModelLoadError",
@@ -97,6 +99,13 @@ class NotReady(DRServingError):
 
     status = 503
     default_reason = "not_ready"
+
+
+class ExplanationUnavailable(DRServingError):
+    """The served model has no Grad-CAM signature, or runs on LiteRT (HTTP 501)."""
+
+    status = 501
+    default_reason = "explanation_unavailable"
 
 
 class ModelLoadError(DRServingError):

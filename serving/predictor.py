@@ -12,6 +12,7 @@ a decode slot), queue (the wait for the inference thread), prediction (the backe
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import os
 import time
@@ -39,7 +40,8 @@ from serving.client import (
     HEADER_QUEUE_MS,
     HEADER_SERVER_MS,
 )
-from serving.errors import InvalidRequest, ModelLoadError, NotReady, Ungradable
+from serving.errors import ExplanationUnavailable, InvalidRequest, ModelLoadError, NotReady, Ungradable
+from serving.explain import Explainer, overlay_png
 from serving.gradability import DEFAULT_POLICY, Assessment, assess
 from serving.gradability import HEADER as HEADER_UNGRADABLE
 from serving.grading import Grading, grade_batch
@@ -59,9 +61,9 @@ from serving.metrics import (
     NodeLabels,
     node_labels,
 )
-from serving.preprocess import prepare_pixels, preprocess_image
+from serving.preprocess import prepare_pixels
 from serving.protocol import V1, Batch, Codec, Encoded, ImageBatch, TensorBatch, Timings, v2
-from serving.tensor import to_png
+from serving.tensor import scale, to_png
 
 __all__ = ["ARRIVAL_HEADER", "DRModel", "Predicted", "Prepared"]
 
@@ -118,6 +120,9 @@ class DRModel(Model):
         self.load_seconds: float | None = None
         self._inference = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dr-inference")
         self._decoding = ThreadPoolExecutor(max_workers=limits.decode_slots, thread_name_prefix="dr-decode")
+        # Explanations run on their own thread: a :predict never queues behind one.
+        self._explaining = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dr-explain")
+        self._explainer: Explainer | None = None
 
     def load(self) -> bool:
         """Load the backend, run one warm-up batch, record the load time, then report ready."""
@@ -165,6 +170,7 @@ class DRModel(Model):
         self.ready = False
         self._inference.shutdown(wait=True, cancel_futures=False)
         self._decoding.shutdown(wait=True, cancel_futures=False)
+        self._explaining.shutdown(wait=True, cancel_futures=False)
 
     def decode(self, codec: Codec, body: Any, headers: dict[str, str]) -> Batch:
         """Decode one request body with ``codec``, within this model's limits and input size."""
@@ -300,6 +306,43 @@ class DRModel(Model):
 
         return await asyncio.get_running_loop().run_in_executor(self._decoding, render)
 
+    async def explain_images(self, body: Any, *, headers: dict[str, str]) -> dict[str, Any]:
+        """Grade each image (V1 raw or JSON body) with a Grad-CAM heat map, as numbers and a PNG overlay."""
+        metadata, backend = self._require_metadata(), self._require_backend()
+        if backend.name != "savedmodel":
+            raise ExplanationUnavailable(
+                "Expected a SavedModel backend for explanations (Grad-CAM needs TensorFlow), "
+                f"got {backend.name!r}."
+            )
+        batch = self.decode(V1, body, headers)
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        pixels, _ = await loop.run_in_executor(self._decoding, self._images_to_pixels, batch.images, metadata)
+        if self._explainer is None:
+            self._explainer = Explainer(
+                self.model_dir, input_name=backend.input_spec.name, output_name=backend.output_name
+            )
+        explainer = self._explainer
+        scaled = scale(pixels, scaling=metadata.scaling)
+        probabilities, heatmaps = await loop.run_in_executor(self._explaining, explainer.explain, scaled)
+        gradings = grade_batch(probabilities, metadata)
+        items = []
+        for grading, image, heatmap in zip(gradings, pixels, heatmaps, strict=True):
+            item = grading.to_dict()
+            item["heatmap"] = {
+                "height": int(heatmap.shape[0]),
+                "width": int(heatmap.shape[1]),
+                "values": np.round(heatmap, 4).tolist(),
+            }
+            item["overlay_png_b64"] = base64.b64encode(overlay_png(image, heatmap)).decode("ascii")
+            items.append(item)
+        return {
+            "explanations": items,
+            "method": "grad-cam",
+            "model": self.name,
+            "explain_ms": round((time.perf_counter() - started) * 1000, 3),
+        }
+
     def get_input_types(self) -> list[dict[str, Any]]:
         """V2 metadata inputs: encoded images (BYTES [-1]) or preprocessed pixels (FP32 [-1, H, W, 3])."""
         if self.metadata is None:
@@ -316,7 +359,14 @@ class DRModel(Model):
     def _images_to_tensor(
         self, images: tuple[bytes, ...], metadata: ModelMetadata
     ) -> tuple[np.ndarray, tuple[Assessment, ...]]:
-        """Decode, gate (per ``self.gradability``) and preprocess each image; ``Ungradable`` under reject."""
+        """Decode, gate and preprocess each image into the scaled float32 batch."""
+        pixels, assessments = self._images_to_pixels(images, metadata)
+        return scale(pixels, scaling=metadata.scaling).astype(np.float32, copy=False), assessments
+
+    def _images_to_pixels(
+        self, images: tuple[bytes, ...], metadata: ModelMetadata
+    ) -> tuple[np.ndarray, tuple[Assessment, ...]]:
+        """Decode, gate (``self.gradability``) and prepare each image, uint8; ``Ungradable`` under reject."""
         size = metadata.input_size
         arrays, assessments = [], []
         for index, data in enumerate(images):
@@ -336,8 +386,8 @@ class DRModel(Model):
                         )
                 if self.gradability == "flag":
                     assessments.append(verdict)
-            arrays.append(preprocess_image(image, metadata))
-        return np.stack(arrays).astype(np.float32, copy=False), tuple(assessments)
+            arrays.append(prepare_pixels(image, metadata))
+        return np.stack(arrays), tuple(assessments)
 
     def _observe(
         self, gradings: list[Grading], *, backend: str, timings: Timings, postprocess_ms: float

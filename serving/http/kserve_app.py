@@ -12,8 +12,8 @@ of it fails loudly instead of silently serving KServe's defaults:
   ``timeout_keep_alive`` (kserve/model_server.py, ``ModelServer.__init__``);
 - the route table of ``create_application`` (kserve/protocol/rest/v1_endpoints.py:141-174,
   v2_endpoints.py:225-305), pruned here to ``SERVED_ROUTES``: the model-repository routes
-  (``load``/``unload``: one unauthenticated request would unload the model), ``:explain``, the
-  ``versions/{v}`` variants and anything else the product does not serve answer 404.
+  (``load``/``unload``: one unauthenticated request would unload the model), the ``versions/{v}``
+  variants and anything else the product does not serve answer 404 (``:explain`` is ours: Grad-CAM).
 
 KServe binds 0.0.0.0 unconditionally, installs its handlers last (they log full tracebacks for 4xx) and gives
 uvicorn no header limits; ``start`` fixes all three.
@@ -57,6 +57,7 @@ SERVED_ROUTES = {
     ("/v1/models/{model_name}", frozenset({"GET"})),
     ("/v1/models/{model_name}:predict", frozenset({"POST"})),
     ("/v1/models/{model_name}/preprocessed", frozenset({"POST"})),
+    ("/v1/models/{model_name}:explain", frozenset({"POST"})),
     ("/v2", frozenset({"GET"})),
     ("/v2/health/live", frozenset({"GET"})),
     ("/v2/health/ready", frozenset({"GET"})),
@@ -93,7 +94,6 @@ RELIES_ON = {
     "KServe routes pruned": (
         "/v2/repository/models/{model_name}/load",
         "/v2/repository/models/{model_name}/unload",
-        "/v1/models/{model_name}:explain",
         "/v2/models/{model_name}/versions/{model_version}",
         "/v2/models/{model_name}/versions/{model_version}/ready",
         "/v2/models/{model_name}/versions/{model_version}/infer",

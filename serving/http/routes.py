@@ -5,6 +5,7 @@ to ``dataplane.infer`` (the model decodes it in ``preprocess``).
 - ``POST /invocations``: SageMaker, one raw image.
 - ``POST /v1/models/{name}:predict``: KServe V1, raw image or ``instances`` JSON.
 - ``POST /v1/models/{name}/preprocessed``: the model input for one image, as PNG.
+- ``POST /v1/models/{name}:explain``: KServe's explain verb: grades with Grad-CAM heat maps (numbers + PNG).
 - ``POST /v2/models/{name}/infer``: V2, JSON or binary. KServe 0.21's own route decodes binary ``BYTES``
   inputs as UTF-8 text and so cannot take JPEG bytes through the binary tensor extension.
 """
@@ -29,6 +30,7 @@ ROUTES = (
     ("/invocations", "POST"),
     ("/v1/models/{model_name}:predict", "POST"),
     ("/v1/models/{model_name}/preprocessed", "POST"),
+    ("/v1/models/{model_name}:explain", "POST"),
     ("/v2/models/{model_name}/infer", "POST"),
 )
 
@@ -64,11 +66,17 @@ def install_routes(app: Any, model: Any, dataplane: Any) -> None:
         png = await model.preprocessed_png(await request.body(), headers=dict(request.headers))
         return Response(png, media_type="image/png", headers={"X-DR-Model": model.name})
 
+    async def explain(model_name: str, request: Request) -> Response:
+        await _require_ready(dataplane, model_name)
+        answer = await model.explain_images(await request.body(), headers=dict(request.headers))
+        return json_response(answer, headers={"X-DR-Model": model.name})
+
     handlers = {
         "/ping": ping,
         "/invocations": invocations,
         "/v1/models/{model_name}:predict": v1_predict,
         "/v1/models/{model_name}/preprocessed": preprocessed,
+        "/v1/models/{model_name}:explain": explain,
         "/v2/models/{model_name}/infer": v2_infer,
     }
     for path, method in ROUTES:

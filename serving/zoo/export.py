@@ -1,10 +1,11 @@
 """Export a Keras classifier as a SavedModel with a stable serving signature, plus its ``dr_model.json``.
 
-Signature ``serving_default``: one input ``image`` (float32 ``[None, H, W, 3]``, already scaled), one
-output ``probabilities`` (float32 ``[None, 5]``). Written with ``tf.saved_model.save`` from a ``tf.function``
-with an explicit input signature (names do not depend on build order), tracking the raw ``tf.Variable`` s so
-each weight is stored once (``model.export`` stores them twice). LiteRT converts this SavedModel with its
-weights (checked in ``tests/serving/zoo/test_export.py``).
+Signature ``serving_default``: one input ``image`` (float32 ``[None, H, W, 3]``, already scaled), one output
+``probabilities`` (float32 ``[None, 5]``). Models built as backbone + head also get the signature ``explain``
+(Grad-CAM of the last convolutional block, :mod:`serving.zoo.gradcam`). Written with ``tf.saved_model.save``
+from a ``tf.function`` with an explicit input signature (names do not depend on build order), tracking the raw
+``tf.Variable`` s so each weight is stored once (``model.export`` stores them twice). LiteRT converts this
+SavedModel with its weights (checked in ``tests/serving/zoo/test_export.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from serving.metadata import ModelMetadata
+from serving.zoo.gradcam import EXPLAIN_SIGNATURE, explain_function
 
 if TYPE_CHECKING:
     import keras
@@ -67,16 +69,24 @@ def export_savedmodel(
     def serve(image: tf.Tensor) -> dict[str, tf.Tensor]:
         return {output_name: model(image, training=False)}
 
+    signatures = {metadata.signature: serve}
+    try:
+        explain = explain_function(model, metadata)
+    except ValueError:
+        explain = None  # not a backbone + head: no explanation signature (the server answers 501)
     # Track the underlying tf.Variables only: tracking the Keras model as well stores every weight twice.
     root = tf.Module()
     root.weights = [variable.value for variable in model.variables]
     root.serve = serve
+    if explain is not None:
+        root.explain = explain
+        signatures[EXPLAIN_SIGNATURE] = explain
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     # Write beside the target and swap in, so a half-written model never sits at out_dir.
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        tf.saved_model.save(root, str(staging), signatures={metadata.signature: serve})
+        tf.saved_model.save(root, str(staging), signatures=signatures)
         metadata.save(staging)
         staging.chmod(0o755)  # mkdtemp makes it private; the serving image runs as another user
         if out.exists():

@@ -190,7 +190,7 @@ def train_on_data(
 
     from serving.zoo.architectures import build_keras_model
     from serving.zoo.export import export_savedmodel, verify_export
-    from serving.zoo.train import _recalibrate_batch_norm
+    from serving.zoo.train import BATCH_NORM_MOMENTUM, _all_layers, _recalibrate_batch_norm
 
     recipe = recipe or Recipe()
     started = time.perf_counter()
@@ -238,6 +238,11 @@ def train_on_data(
     resumed_from = int(state["epoch"])
     if model is None:
         model = build_keras_model(recipe.architecture, input_size=recipe.input_size, seed=recipe.seed)
+        for layer in _all_layers(model):
+            if isinstance(layer, keras.layers.BatchNormalization):
+                # Keras' 0.99 needs hundreds of steps before the inference statistics catch up; with a small
+                # dataset every validation in inference mode would then answer one class.
+                layer.momentum = BATCH_NORM_MOMENTUM
         model.compile(
             optimizer=keras.optimizers.Adam(recipe.learning_rate),
             loss="sparse_categorical_crossentropy",

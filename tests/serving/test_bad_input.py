@@ -292,9 +292,9 @@ CASES = {
     "load-route": Case(
         "/v2/repository/models/resnet/load", b"", {}, 404, "route this server serves", "unknown_route"
     ),
-    # /v1/models/{name} is served for GET (model ready), so POSTing to it (":explain") is a 405.
+    # ":explain" is ours (Grad-CAM); a body without instances is refused like on ":predict".
     "explain-route": Case(
-        "/v1/models/mobilenet:explain", b"{}", _JSON, 405, "another method", "method_not_allowed"
+        "/v1/models/mobilenet:explain", b"{}", _JSON, 400, 'with "instances"', "invalid_json"
     ),
     "versioned-infer": Case(
         "/v2/models/mobilenet/versions/1/infer",

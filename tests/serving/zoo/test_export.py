@@ -121,7 +121,9 @@ def test_metadata_must_match_the_model_input(varied_model, tmp_path: Path) -> No
 
 
 def test_read_signature_names_a_missing_signature(exported: Path) -> None:
-    with pytest.raises(ValueError, match="must have signature 'predict', got \\['serving_default'\\]"):
+    with pytest.raises(
+        ValueError, match="must have signature 'predict', got \\['explain', 'serving_default'\\]"
+    ):
         read_signature(exported, signature="predict")
 
 
