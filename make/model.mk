@@ -13,7 +13,7 @@ MODEL_DIR ?= $(MODELS_DIR)/$(MODEL_ARCH)
 # Synthetic photos MobileNet is trained on (0 = random weights); about 2–3 minutes on 2 cores.
 MOBILENET_TRAIN_IMAGES ?= 500
 # Synthetic photos VGG19 is trained on (0 = random weights). Training all of VGG19 on a CPU takes hours, so it
-# trains its dense head only, on a fixed variance-scaled random backbone (about 5 minutes on 2 cores): enough
+# trains its dense head only, on a fixed variance-scaled random backbone (5-15 minutes on 2 shared cores): enough
 # for its answers to depend on the photo, so that int8/BF16 agreement checks mean something.
 VGG19_TRAIN_IMAGES ?= 240
 # Epochs of VGG19's head training (on cached features: seconds).

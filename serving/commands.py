@@ -56,8 +56,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--precision",
         choices=PRECISIONS,
         default=argparse.SUPPRESS,
-        help="fp32 serves model.tflite or the SavedModel; int8 serves model.int8.tflite with LiteRT "
-        "(default: $DR_PRECISION, else fp32).",
+        help="fp32 serves model.tflite or the SavedModel; int8 serves model.int8.tflite with LiteRT; bf16 "
+        "serves the SavedModel in oneDNN bfloat16 mixed precision (default: $DR_PRECISION, else fp32).",
     )
     group.add_argument(
         "--gradability",

@@ -31,8 +31,18 @@ class SavedModelBackend:
 
     name = "savedmodel"
 
-    def __init__(self, model_dir: str | os.PathLike[str], *, metadata: ModelMetadata | None = None) -> None:
+    def __init__(
+        self,
+        model_dir: str | os.PathLike[str],
+        *,
+        metadata: ModelMetadata | None = None,
+        precision: str = "fp32",
+    ) -> None:
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"Expected precision 'fp32' or 'bf16' for a SavedModel, got {precision!r}.")
         self.model_dir = Path(model_dir)
+        #: ``bf16``: oneDNN's automatic bfloat16 mixed precision (a process-wide TensorFlow setting).
+        self.precision = precision
         if not self.model_dir.is_dir():
             raise ModelLoadError(
                 f"Expected a model directory at {str(self.model_dir)!r}, but it does not exist."
@@ -44,6 +54,10 @@ class SavedModelBackend:
         import tensorflow as tf
 
         self._tf = tf
+        if precision == "bf16":
+            # Grappler's oneDNN bfloat16 rewrite of every function this process runs from now on: it must be
+            # on before the first TensorFlow operation (a function already run keeps its fp32 graph).
+            tf.config.optimizer.set_experimental_options({"auto_mixed_precision_onednn_bfloat16": True})
         try:
             self._model = tf.saved_model.load(str(self.model_dir))
         except Exception as exc:  # TF raises many types for a corrupt model; all mean the same here

@@ -21,7 +21,7 @@ from serving.zoo.synthetic import encode_image, make_fundus_image
 
 
 def test_precisions_name_their_files() -> None:
-    assert PRECISIONS == ("fp32", "int8")
+    assert PRECISIONS == ("fp32", "int8", "bf16")
     assert tflite_filename("fp32") == "model.tflite"
     assert tflite_filename("int8") == "model.int8.tflite"
     with pytest.raises(ValueError, match="precision"):
@@ -34,6 +34,12 @@ def test_int8_resolves_to_litert_and_refuses_the_savedmodel(mobilenet_int8_dir: 
     assert choose_kind(mobilenet_int8_dir) == "savedmodel"  # fp32 with TensorFlow installed
     with pytest.raises(ModelLoadError, match="'litert' or 'auto' for precision 'int8'"):
         load_backend(mobilenet_int8_dir, None, kind="savedmodel", precision="int8")
+
+
+def test_bf16_resolves_to_the_savedmodel_and_refuses_litert(mobilenet_int8_dir: Path) -> None:
+    assert choose_kind(mobilenet_int8_dir, precision="bf16") == "savedmodel"
+    with pytest.raises(ModelLoadError, match="'savedmodel' or 'auto' for precision 'bf16'"):
+        load_backend(mobilenet_int8_dir, None, kind="litert", precision="bf16")
 
 
 def test_load_backend_serves_the_file_of_the_precision(mobilenet_int8_dir: Path) -> None:
@@ -84,6 +90,27 @@ def test_int8_is_served_over_http_when_asked(mobilenet_int8_dir: Path, tmp_path:
     for process, expected in ((by_flag, int8), (by_env, int8), (default, fp32)):
         with process:
             np.testing.assert_allclose(_served(process, jpeg), expected, atol=2e-5)
+
+
+def test_bf16_is_served_over_http_and_answers_in_bfloat16(mobilenet_int8_dir: Path, tmp_path: Path) -> None:
+    """A fresh server with --precision bf16 answers close to fp32, but not bit for bit (bf16 is on)."""
+    jpeg = encode_image(make_fundus_image(2, size=256, seed=9), "JPEG")
+    answers = []
+    for precision in ("bf16", "fp32"):
+        process = PredictorProcess(
+            mobilenet_int8_dir,
+            extra_args=("--precision", precision, "--backend", "savedmodel"),
+            log_path=tmp_path / f"{precision}.log",
+        )
+        with process, httpx.Client(base_url=process.url, timeout=60.0, trust_env=False) as http:
+            answer = http.post(
+                "/v1/models/mobilenet:predict", content=jpeg, headers={"content-type": "image/jpeg"}
+            )
+            assert answer.status_code == 200, answer.text
+            assert answer.headers["x-dr-backend"] == "savedmodel"
+            answers.append(np.array(answer.json()["predictions"][0]["probabilities"], dtype=np.float32))
+    bf16, fp32 = answers
+    assert 1e-6 < np.abs(bf16 - fp32).max() < 0.2
 
 
 def test_serving_int8_without_the_file_fails_with_one_clear_line(
