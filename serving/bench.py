@@ -6,18 +6,22 @@ For each model (``MODEL_ROOT/<name>``; built when missing, its ``model.tflite`` 
 - **bare**, batch 1, the variants called in turn round after round in this process so that all of them see
   the same machine (it is shared: only ratios mean something): ``naive`` — the published server's way, a
   Keras model from ``keras.models.load_model`` called with ``model.predict`` per request (same architecture;
-  its weights do not change the time); ``tf-fp32`` — the SavedModel signature; ``litert-fp32`` and
+  its weights do not change the time); ``tf-fp32`` — the SavedModel signature; ``tf-bf16`` — the same in
+  oneDNN bfloat16 mixed precision, in a child process (a process-wide TensorFlow setting); ``litert-fp32`` and
   ``litert-int8`` — the LiteRT files with XNNPACK; each as p50, ratio to ``naive`` and share of the machine's
   measured peak (fp32 variants against the fp32 peak, int8 against the int8 peak). Batch 8 is timed too:
   its per-image gain over batch 1 bounds what micro-batching could win under load;
-- **served**: the real server (``PredictorProcess`` on 127.0.0.1) for ``tf-fp32``, ``litert-fp32`` and
-  ``litert-int8``: sequential client end-to-end p50 over the V1 raw-bytes route on one keep-alive connection,
-  the server's prediction time (``X-DR-Prediction-Ms``), and the speed-up over the bare ``naive`` time;
+- **served**: the real server (``PredictorProcess`` on 127.0.0.1) for ``tf-fp32``, ``tf-bf16``,
+  ``litert-fp32`` and ``litert-int8``: sequential client end-to-end p50 over the V1 raw-bytes route on one
+  keep-alive connection, the server's prediction time (``X-DR-Prediction-Ms``), and the speed-up over the bare
+  ``naive`` time;
 - **load**: closed-loop throughput at 1, 4, 16, 64 connections (req/s, p50, p99, errors) against the offline
   batch-1 throughput of the same backend (1000 / its bare mean ms);
-- **peaks**: fp32 — TensorFlow matmul, numpy with ``OPENBLAS_CORETYPE=SkylakeX`` (numpy's bundled OpenBLAS
-  runs at half speed on AVX-512 machines without it) and a LiteRT fully connected layer; int8 — the same
-  LiteRT layer quantized to int8 (XNNPACK's int8 GEMM).
+- **micro-batching**: in-process callers at 1, 16, 64 at once, served by one inference thread (as the server
+  does) or by ``serving.micro_batch.MicroBatcher`` (batches of up to 8 gathered within 2 ms);
+- **peaks**: bf16 — TensorFlow bfloat16 matmul; fp32 — TensorFlow matmul, numpy with
+  ``OPENBLAS_CORETYPE=SkylakeX`` (numpy's bundled OpenBLAS runs at half speed on AVX-512 machines without it)
+  and a LiteRT fully connected layer; int8 — the same LiteRT layer quantized to int8 (XNNPACK's int8 GEMM).
 
 Tables are printed and written as JSON (``--out``) with one CSV per table beside it.
 """
@@ -32,6 +36,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -57,10 +62,11 @@ __all__ = [
 ]
 
 #: Bare variants, in table order.
-BARE_VARIANTS = ("naive", "tf-fp32", "litert-fp32", "litert-int8")
+BARE_VARIANTS = ("naive", "tf-fp32", "tf-bf16", "litert-fp32", "litert-int8")
 #: Served variants and the ``serve`` flags that make them.
 SERVED_VARIANTS: dict[str, tuple[str, ...]] = {
     "tf-fp32": ("--backend", "savedmodel"),
+    "tf-bf16": ("--backend", "savedmodel", "--precision", "bf16"),
     "litert-fp32": ("--backend", "litert"),
     "litert-int8": ("--precision", "int8"),
 }
@@ -132,7 +138,56 @@ def _naive(arch: str, input_size: int, workdir: Path) -> Any:
     return keras.models.load_model(path)
 
 
-def _variants(model_dir: Path, names: list[str], arch: str, workdir: Path) -> tuple[list[_Variant], dict]:
+#: A child process holding one SavedModel in bfloat16 (a process-wide TensorFlow setting): "one" or "many" on
+#: stdin → one call → "done" on stdout. The parent times the round trip (the pipe adds ~0.1 ms).
+_BF16_CHILD = """
+import sys
+import numpy as np
+from serving.backends.savedmodel import SavedModelBackend
+from serving.metadata import ModelMetadata
+directory, size = sys.argv[1], int(sys.argv[2])
+metadata = ModelMetadata.load(directory) or ModelMetadata()
+backend = SavedModelBackend(directory, metadata=metadata, precision="bf16")
+height, width = metadata.input_size
+rng = np.random.default_rng(0)
+one = rng.uniform(-1, 1, (1, height, width, 3)).astype(np.float32)
+many = rng.uniform(-1, 1, (size, height, width, 3)).astype(np.float32)
+backend.predict(one)
+print("ready", flush=True)
+for line in sys.stdin:
+    backend.predict(one if line.strip() == "one" else many)
+    print("done", flush=True)
+"""
+
+
+def _bf16_child(model_dir: Path) -> tuple[subprocess.Popen[str], Callable[[str], None]]:
+    """Start the bf16 child; returns it and a call that runs "one" or "many" in it."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    child = subprocess.Popen(
+        [sys.executable, "-c", _BF16_CHILD, str(model_dir), str(_MICRO_BATCH)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    assert child.stdin is not None and child.stdout is not None
+    if child.stdout.readline().strip() != "ready":
+        raise RuntimeError(f"Expected the bf16 child for {str(model_dir)!r} to load, but it exited.")
+
+    def call(what: str) -> None:
+        assert child.stdin is not None and child.stdout is not None
+        child.stdin.write(what + "\n")
+        child.stdin.flush()
+        child.stdout.readline()
+
+    return child, call
+
+
+def _variants(
+    model_dir: Path, names: list[str], arch: str, workdir: Path
+) -> tuple[list[_Variant], dict[str, str], list[subprocess.Popen[str]]]:
+    """The variants to time, the ones skipped (and why), and the child processes to stop afterwards."""
     import numpy as np
 
     from serving.backends.litert import LiteRTBackend
@@ -146,6 +201,7 @@ def _variants(model_dir: Path, names: list[str], arch: str, workdir: Path) -> tu
     many = rng.uniform(-1, 1, (_MICRO_BATCH, height, width, 3)).astype(np.float32)
     made: list[_Variant] = []
     skipped: dict[str, str] = {}
+    children: list[subprocess.Popen[str]] = []
     for name in names:
         if name == "naive":
             keras_model = _naive(arch, height, workdir)
@@ -155,6 +211,15 @@ def _variants(model_dir: Path, names: list[str], arch: str, workdir: Path) -> tu
                     precision="fp32",
                     one=lambda m=keras_model: m.predict(one, verbose=0),
                     many=lambda m=keras_model: m.predict(many, verbose=0),
+                )
+            )
+            continue
+        if name == "tf-bf16":
+            child, call = _bf16_child(model_dir)
+            children.append(child)
+            made.append(
+                _Variant(
+                    name=name, precision="bf16", one=lambda c=call: c("one"), many=lambda c=call: c("many")
                 )
             )
             continue
@@ -176,7 +241,7 @@ def _variants(model_dir: Path, names: list[str], arch: str, workdir: Path) -> tu
                 image=one,
             )
         )
-    return made, skipped
+    return made, skipped, children
 
 
 def _interleaved(
@@ -362,7 +427,11 @@ def run(args: argparse.Namespace) -> int:
     print(">> measuring the machine's peaks (fp32 matmul; LiteRT fp32/int8 fully connected)", flush=True)
     matmul = matmul_peak_gflops()
     lite = litert_peak_gops()
-    peaks = {"fp32": max(*matmul.values(), lite["fp32"]), "int8": lite["int8"]}
+    peaks = {
+        "fp32": max(matmul.get("tensorflow", 0), matmul.get("numpy", 0), lite["fp32"]),
+        "bf16": matmul.get("tensorflow_bf16", 0) or float("nan"),
+        "int8": lite["int8"],
+    }
     results: dict[str, Any] = {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
@@ -374,8 +443,10 @@ def run(args: argparse.Namespace) -> int:
         "peaks_gops": {
             "fp32": round(peaks["fp32"], 1),
             "int8": round(peaks["int8"], 1),
+            "bf16": round(peaks["bf16"], 1),
             "tensorflow_matmul_fp32": round(matmul["tensorflow"], 1),
             **({"numpy_matmul_fp32": round(matmul["numpy"], 1)} if "numpy" in matmul else {}),
+            "tensorflow_matmul_bf16": round(matmul["tensorflow_bf16"], 1),
             "litert_fc_fp32": round(lite["fp32"], 1),
             "litert_fc_int8": round(lite["int8"], 1),
         },
@@ -463,8 +534,15 @@ def _bench_model(
     workdir: Path,
 ) -> dict[str, Any]:
     print(f">> {name}: bare batch-1 calls, {', '.join(variants)} in turn", flush=True)
-    made, skipped = _variants(model_dir, variants, name, workdir)
-    times = _interleaved(made, requests=requests, warmup=warmup)
+    made, skipped, children = _variants(model_dir, variants, name, workdir)
+    try:
+        times = _interleaved(made, requests=requests, warmup=warmup)
+    finally:
+        for child in children:
+            assert child.stdin is not None and child.stdout is not None
+            child.stdin.close()
+            child.wait(timeout=60)
+            child.stdout.close()
     bare: dict[str, Any] = {}
     for variant in made:
         one, many = times[variant.name]["one"], times[variant.name]["many"]
@@ -594,7 +672,8 @@ def _print(results: dict[str, Any], tables: dict[str, list[dict[str, Any]]]) -> 
     peaks = results["peaks_gops"]
     console.print(
         f"peaks: fp32 {peaks['fp32']:.0f} GFLOP/s (TF matmul {peaks['tensorflow_matmul_fp32']:.0f}, "
-        f"LiteRT FC {peaks['litert_fc_fp32']:.0f}), int8 {peaks['int8']:.0f} GOP/s (LiteRT FC); "
+        f"LiteRT FC {peaks['litert_fc_fp32']:.0f}), bf16 {peaks['bf16']:.0f} (TF matmul), "
+        f"int8 {peaks['int8']:.0f} GOP/s (LiteRT FC); "
         f"load average {results['machine']['load_average']} (shared machine: compare ratios only)"
     )
     titles = {

@@ -18,7 +18,7 @@ _MATMUL_SIZE = 2048
 
 
 def matmul_peak_gflops(*, size: int = _MATMUL_SIZE, repeats: int = 10) -> dict[str, float]:
-    """Best fp32 matmul rate, GFLOP/s: TensorFlow in process, numpy in a subprocess with OpenBLAS tuned."""
+    """Best matmul rates, GFLOP/s: TensorFlow fp32 and bf16 in process, numpy fp32 with OpenBLAS tuned."""
     import tensorflow as tf
 
     a = tf.random.uniform((size, size), dtype=tf.float32)
@@ -30,6 +30,14 @@ def matmul_peak_gflops(*, size: int = _MATMUL_SIZE, repeats: int = 10) -> dict[s
         tf.linalg.matmul(a, b).numpy()
         best = min(best, time.perf_counter() - started)
     rates = {"tensorflow": 2 * size**3 / best / 1e9}
+    a16, b16 = tf.cast(a, tf.bfloat16), tf.cast(b, tf.bfloat16)
+    tf.linalg.matmul(a16, b16).numpy()
+    best16 = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        tf.linalg.matmul(a16, b16).numpy()
+        best16 = min(best16, time.perf_counter() - started)
+    rates["tensorflow_bf16"] = 2 * size**3 / best16 / 1e9
     code = "\n".join(
         [
             "import time, numpy as np",

@@ -35,7 +35,7 @@ def test_percentile_of_nothing() -> None:
         ),
         (
             ["bench", "--variants", "naive,onnx"],
-            "Error: Expected variants among ['naive', 'tf-fp32', 'litert-fp32', 'litert-int8'], "
+            "Error: Expected variants among ['naive', 'tf-fp32', 'tf-bf16', 'litert-fp32', 'litert-int8'], "
             "got ['onnx'].",
         ),
         (["bench", "--connections", "1,x"], "Error: Expected --connections like 1,4,16,64, got '1,x'."),
@@ -65,6 +65,7 @@ def test_a_short_run_measures_every_variant_bare_served_and_under_load(
     assert mobilenet["gflops_per_image"] == pytest.approx(1.14)
     assert list(mobilenet["bare"]) == list(BARE_VARIANTS)
     assert mobilenet["bare"]["litert-int8"]["precision"] == "int8"
+    assert mobilenet["bare"]["tf-bf16"]["precision"] == "bf16"
     assert all(figures["p50_ms"] > 0 for figures in mobilenet["bare"].values())
     assert set(mobilenet["micro_batching"]) == {"tf-fp32", "litert-fp32", "litert-int8"}
     for rows in mobilenet["micro_batching"].values():
