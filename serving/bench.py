@@ -6,8 +6,8 @@ For each model (``MODEL_ROOT/<name>``; built when missing, its ``model.tflite`` 
 - **bare**, batch 1, the variants called in turn round after round in this process so that all of them see
   the same machine (it is shared: only ratios mean something): ``naive`` — the published server's way, a
   Keras model from ``keras.models.load_model`` called with ``model.predict`` per request (same architecture;
-  its weights do not change the time); ``tf-fp32`` — the SavedModel signature; ``tf-bf16`` — the same in
-  oneDNN bfloat16 mixed precision, in a child process (a process-wide TensorFlow setting); ``litert-fp32`` and
+  its weights do not change the time); ``tf-fp32`` — the SavedModel signature; ``tf-bf16`` — the same with
+  oneDNN's bfloat16 math mode, in a child process (a process-wide setting); ``litert-fp32`` and
   ``litert-int8`` — the LiteRT files with XNNPACK; each as p50, ratio to ``naive`` and share of the machine's
   measured peak (fp32 variants against the fp32 peak, int8 against the int8 peak). Batch 8 is timed too:
   its per-image gain over batch 1 bounds what micro-batching could win under load;

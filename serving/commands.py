@@ -57,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=PRECISIONS,
         default=argparse.SUPPRESS,
         help="fp32 serves model.tflite or the SavedModel; int8 serves model.int8.tflite with LiteRT; bf16 "
-        "serves the SavedModel in oneDNN bfloat16 mixed precision (default: $DR_PRECISION, else fp32).",
+        "serves the SavedModel with oneDNN's bfloat16 math mode (default: $DR_PRECISION, else fp32).",
     )
     group.add_argument(
         "--gradability",

@@ -38,8 +38,8 @@ class ServeConfig:
     model_name: str
     limits: Limits
     backend: str = "auto"
-    #: ``fp32``, ``int8`` (``model.int8.tflite``) or ``bf16`` (SavedModel, oneDNN bfloat16): ``--precision``,
-    #: else ``$DR_PRECISION``, else fp32.
+    #: ``fp32``, ``int8`` (``model.int8.tflite``) or ``bf16`` (SavedModel, oneDNN bfloat16 math):
+    #: ``--precision``, else ``$DR_PRECISION``, else fp32.
     precision: str = "fp32"
     #: Ungradable photos: ``reject`` (422), ``flag`` or ``off``: ``--gradability``, else ``$DR_GRADABILITY``.
     gradability: str = DEFAULT_POLICY

@@ -6,8 +6,8 @@ SavedModel; otherwise the SavedModel). Each backend's dependencies are imported 
 
 Precisions (``--precision`` / ``DR_PRECISION``): ``fp32`` (default) serves ``model.tflite`` or the SavedModel;
 ``int8`` serves ``model.int8.tflite`` (``dr-serving model convert --quantize int8``) with LiteRT, so ``auto``
-resolves to ``litert`` and ``savedmodel`` is refused; ``bf16`` serves the SavedModel with oneDNN's automatic
-bfloat16 mixed precision (TensorFlow only, so ``auto`` resolves to ``savedmodel``; pays on CPUs with
+resolves to ``litert`` and ``savedmodel`` is refused; ``bf16`` serves the SavedModel with oneDNN's bfloat16
+math mode (TensorFlow only, so ``auto`` resolves to ``savedmodel``; pays on CPUs with
 AMX/AVX-512 BF16, e.g. VGG19 here).
 """
 
