@@ -256,6 +256,10 @@ def train_on_data(
     while state["epoch"] < recipe.epochs and not stopped:
         epoch = int(state["epoch"])
         history = model.fit(batches, epochs=epoch + 1, initial_epoch=epoch, verbose=verbose)
+        # Validate the model as it will be exported: batch-norm statistics recalibrated on training batches.
+        _recalibrate_batch_norm(
+            model, train_x, scaling=recipe.scaling, batch_size=recipe.batch_size, seed=recipe.seed + epoch
+        )
         val_loss, val_accuracy = model.evaluate(val_scaled, val_y, batch_size=32, verbose=0)
         entry = {
             "epoch": epoch + 1,
