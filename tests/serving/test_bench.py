@@ -56,7 +56,7 @@ def test_a_short_run_measures_every_variant_bare_served_and_under_load(
 ) -> None:
     out = tmp_path / "bench.json"
     argv = ["bench", "--models", "mobilenet", "--model-root", str(mobilenet_int8_dir.parent)]
-    argv += ["--requests", "3", "--warmup", "1", "--connections", "1,2", "--seconds", "0.5"]
+    argv += ["--requests", "3", "--warmup", "1", "--connections", "1,2", "--seconds", "1"]
     assert main([*argv, "--out", str(out)]) == 0
     results = json.loads(out.read_text())
     assert results["requests"] == 3
