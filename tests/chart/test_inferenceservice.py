@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from chartkit import CHART, container, env, isvcs, predictor_pod, render, run_helm, validate_builtin
+from chartkit import CHART, by_kind, container, env, isvcs, predictor_pod, render, run_helm, validate_builtin
 
 GRAVITON_TOLERATION = {
     "key": "dr-serving/pool",
@@ -329,3 +329,19 @@ def test_grace_period_must_outlast_drain_and_a_slow_upload(values: list[str], me
     result = run_helm("template", "x", str(CHART), *values, check=False)
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_knative_readiness_is_probed_aggressively_and_standard_every_second() -> None:
+    """Cold start: Knative mode leaves periodSeconds 0 (queue-proxy probes every 50 ms; no failureThreshold or
+    timeoutSeconds, Knative refuses them then); Standard mode probes from 0 s every 1 s (kubelet's least)."""
+    for isvc in by_kind(render(), "InferenceService"):
+        (main,) = isvc["spec"]["predictor"]["containers"]
+        probe = main["readinessProbe"]
+        assert probe.get("periodSeconds", 0) == 0
+        assert not {"failureThreshold", "timeoutSeconds", "initialDelaySeconds"} & set(probe)
+    for isvc in by_kind(render("standard-values.yaml"), "InferenceService"):
+        (main,) = isvc["spec"]["predictor"]["containers"]
+        probe = main["readinessProbe"]
+        assert (probe["initialDelaySeconds"], probe["periodSeconds"], probe["failureThreshold"]) == (0, 1, 3)
+    (isvc, *_) = by_kind(render({"knative": {"aggressiveReadiness": False}}), "InferenceService")
+    assert isvc["spec"]["predictor"]["containers"][0]["readinessProbe"]["periodSeconds"] == 1
