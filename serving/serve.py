@@ -17,9 +17,12 @@ from serving.gradability import DEFAULT_POLICY, policy_from_env
 from serving.limits import ENVIRONMENT, Limits
 from serving.metadata import ModelMetadata
 
-__all__ = ["ConfigError", "ServeConfig", "serve"]
+__all__ = ["STARTUP_REPORT_ENV", "ConfigError", "ServeConfig", "serve", "write_startup_report"]
 
 logger = logging.getLogger(__name__)
+
+#: Debug switch: a path where ``serve`` writes its start-up times and loaded modules just before it listens.
+STARTUP_REPORT_ENV = "DR_STARTUP_REPORT"
 
 
 class ConfigError(ValueError):
@@ -132,6 +135,20 @@ def _metrics_port(flag: int | None, env: Mapping[str, str], *, http_port: int) -
     return flag
 
 
+def write_startup_report(path: Path, *, started: float, imports_done: float, model_loaded: float) -> None:
+    """Write the start-up times (Unix seconds) and every module loaded so far, as JSON (``cold-start``)."""
+    import json
+    import sys
+
+    payload = {
+        "process_start": started,
+        "imports_done": imports_done,
+        "model_loaded": model_loaded,
+        "modules": sorted(sys.modules),
+    }
+    path.write_text(json.dumps(payload))
+
+
 def serve(config: ServeConfig) -> None:
     """Load the model and serve it until SIGTERM/SIGINT; ``ModelLoadError`` for a model that does not load."""
     from serving.http.kserve_app import DRModelServer
@@ -139,6 +156,7 @@ def serve(config: ServeConfig) -> None:
     from serving.predictor import DRModel
     from serving.process import configure_logging, exit_cleanly, process_start_time, tune_gc
 
+    imports_done = time.time()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # KServe 0.21's app uses FastAPI's deprecated ORJSONResponse; the notice is not ours to act on.
     warnings.filterwarnings("ignore", message="ORJSONResponse is deprecated")
@@ -167,6 +185,11 @@ def serve(config: ServeConfig) -> None:
         config.http_port,
     )
     tune_gc()
+    report = os.environ.get(STARTUP_REPORT_ENV)
+    if report:
+        write_startup_report(
+            Path(report), started=started, imports_done=imports_done, model_loaded=time.time()
+        )
     server = DRModelServer(
         host=config.host,
         limits=config.limits,

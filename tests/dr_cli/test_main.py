@@ -19,8 +19,20 @@ def test_every_listed_command_is_registered() -> None:
     parser = cli.build_parser()
     subparsers = next(a for a in parser._actions if a.dest == "command")
     expected = {name for _, names, _ in cli.COMMAND_MODULES for name in names}
-    assert expected == {"model", "serve", "bench", "lab", "demo", "deploy"}
+    assert expected == {"model", "serve", "bench", "cold-start", "lab", "demo", "deploy"}
     assert expected <= set(subparsers.choices)
+
+
+@pytest.mark.parametrize("command", ["serve", "model", "bench", "lab", "deploy", "cold-start"])
+def test_a_known_command_imports_only_its_own_module(command: str) -> None:
+    """A command being run skips the other commands' modules (the predictor's cold start) and still parses."""
+    parser = cli.build_parser(command)
+    subparsers = next(a for a in parser._actions if a.dest == "command")
+    (owner,) = [names for _, names, _ in cli.COMMAND_MODULES if command in names]
+    assert set(subparsers.choices) == set(owner)
+    with pytest.raises(SystemExit) as exc:
+        parser.parse_args([command, "--help"])
+    assert exc.value.code == 0
 
 
 def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,0 +1,90 @@
+"""``dr-serving cold-start``: a real predictor's start phases, the import profile, the pinned import set."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from serving.coldstart import PHASES, import_profile, measure_once, phases
+from serving.zoo.synthetic import encode_image, make_fundus_image
+
+#: Third-party top-level packages a LiteRT predictor may hold at ready (dev venv; the image holds fewer).
+#: A new one fails this test: decide then whether the serving path needs it. Heavy ones, and who brings
+#: them: pandas (kserve.protocol.infer_type evaluates ``pd.DataFrame`` annotations at import), kubernetes
+#: and its OAuth/websocket deps (``kserve/__init__`` → ``kserve.api.kserve_client``), grpc, grpc_tools,
+#: google.protobuf (``kserve.inference_client``, ``kserve.utils.utils``), rich/pygments/click
+#: (``httpx._main``, the httpx CLI). LazyLoader cannot defer them on Python 3.11: each is reached by
+#: ``from X import name`` or an annotation, and the import system reads a lazy module's ``__spec__`` on
+#: every later import statement, which executes it.
+ALLOWED_AT_READY = frozenset(
+    {
+        # What a prediction needs: HTTP stack, decoding, LiteRT, metrics, KServe itself.
+        *("PIL", "ai_edge_litert", "annotated_doc", "annotated_types", "anyio", "fastapi", "httptools"),
+        *("kserve", "numpy", "orjson", "prometheus_client", "pydantic", "pydantic_core", "python_multipart"),
+        *("simplejpeg", "starlette", "timing_asgi", "typing_extensions", "typing_inspection", "uvicorn"),
+        *("idna", "packaging", "psutil", "yaml", "cloudevents", "deprecation", "six", "dateutil", "pytz"),
+        *("watchfiles", "websocket", "brotli", "certifi", "charset_normalizer", "urllib3", "requests"),
+        *(
+            "httpx",
+            "opentelemetry",
+            "backports",
+            "tabulate",
+            "blinker",
+            "attr",
+            "attrs",
+            "importlib_resources",
+        ),
+        # Heavy and unused by any route (see above).
+        *("pandas", "cython_runtime", "kubernetes", "kubernetes_validate", "durationpy", "oauthlib"),
+        "requests_oauthlib",
+        *("jsonschema", "jsonschema_specifications", "referencing", "rpds"),
+        *("grpc", "grpc_interceptor", "grpc_tools", "google", "rich", "pygments", "click"),
+        # Ours.
+        *("serving", "dr_cli"),
+    }
+)
+#: Never at ready: TensorFlow for a LiteRT model, and what the other sub-commands import.
+FORBIDDEN_AT_READY = frozenset(
+    {"tensorflow", "keras", "matplotlib", "pyhelm3", "locust", "gevent", "loadtest", "dr_deploy", "scipy"}
+)
+
+
+def _third_party(modules: list[str]) -> set[str]:
+    """Top-level package names outside the standard library, private helpers (``_cython_*``...) left out."""
+    tops = {name.split(".")[0] for name in modules}
+    return {name for name in tops - set(sys.stdlib_module_names) if not name.startswith("_")}
+
+
+def test_import_profile_reads_real_importtime_output() -> None:
+    """``python -X importtime`` of real imports: packages with their self time summed, largest first."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import json, email.mime.text"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    profile = import_profile(result.stderr, top=50)
+    names = [name for name, _ in profile]
+    assert {"json", "email"} <= set(names)
+    seconds = [value for _, value in profile]
+    assert seconds == sorted(seconds, reverse=True) and all(value >= 0 for value in seconds)
+    assert len(import_profile(result.stderr, top=1)) == 1
+
+
+def test_a_real_cold_start_has_ordered_phases_and_only_the_pinned_imports(mobilenet_int8_dir: Path) -> None:
+    """LiteRT: spawn ≤ process start ≤ imports ≤ model ≤ ready ≤ answer; the import set is pinned."""
+    photo = encode_image(make_fundus_image(2, size=256, seed=1), "JPEG")
+    once = measure_once(mobilenet_int8_dir, backend="litert", model_name="mobilenet", photo=photo)
+    marks = once["marks"]
+    order = ["process_start", "imports_done", "model_loaded", "ready", "answered"]
+    # /proc's start time has a 10 ms tick: the spawn mark may follow it by less than one tick.
+    assert marks["spawned"] - 0.02 <= marks["process_start"]
+    assert [marks[name] for name in order] == sorted(marks[name] for name in order)
+    assert set(phases(marks)) == {name for name, _, _ in PHASES}
+    loaded = _third_party(once["modules"])
+    assert not loaded & FORBIDDEN_AT_READY
+    assert loaded - ALLOWED_AT_READY == set(), (
+        "new packages at ready: keep them off the start path or list them"
+    )
+    assert "serving.backends.litert" in once["modules"]
