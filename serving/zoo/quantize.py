@@ -367,7 +367,10 @@ def quantize_int8(
         elif max_float_layers != 0:
             say("ranking layers by quantization error (TF Lite quantization debugger)")
             ranked = _ranked_layers(debugger)
-            limit = len(ranked) if max_float_layers is None else min(max_float_layers, len(ranked))
+            # At least one layer stays int8: with every layer float the "int8" model is the fp32 one (and the
+            # debugger, finding nothing quantized to verify, refuses to build it).
+            most = max(0, len(ranked) - 1)
+            limit = most if max_float_layers is None else min(max_float_layers, most)
             low = 0  # the most float layers known to miss the guard
             for count in _counts_to_try(limit):
                 content, found = attempt(ranked[:count])
