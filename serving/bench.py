@@ -456,7 +456,7 @@ def run(args: argparse.Namespace) -> int:
     }
     with tempfile.TemporaryDirectory(prefix="dr-bench-") as workdir:
         for name in names:
-            model_dir = _ensure_model(Path(args.model_root) / name, name)
+            model_dir = _ensure_model(Path(args.model_root) / name, name, int8="litert-int8" in variants)
             results["models"][name] = _bench_model(
                 name,
                 model_dir,
@@ -484,8 +484,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ensure_model(model_dir: Path, arch: str) -> Path:
-    """Build the SavedModel when missing; convert ``model.tflite`` and ``model.int8.tflite`` when missing."""
+def _ensure_model(model_dir: Path, arch: str, *, int8: bool = True) -> Path:
+    """Build the SavedModel if missing; convert ``model.tflite`` (and ``model.int8.tflite``) if missing."""
     from serving.zoo.convert import AgreementError, convert_model
 
     if not (model_dir / "saved_model.pb").is_file():
@@ -499,7 +499,7 @@ def _ensure_model(model_dir: Path, arch: str) -> Path:
             convert_model(model_dir)
         except AgreementError as exc:
             print(f">> {arch}: no model.tflite ({exc})", flush=True)
-    if not (model_dir / "model.int8.tflite").is_file():
+    if int8 and not (model_dir / "model.int8.tflite").is_file():
         from serving.metadata import ModelMetadata
         from serving.zoo import quantize
 
