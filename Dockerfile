@@ -3,8 +3,10 @@
 #   lite  LiteRT only, no TensorFlow: serves MODEL_DIR/model.tflite  (--build-arg FLAVOUR=lite)
 #
 #   docker build -t dr-serving/predictor:0.1.0-lite --build-arg FLAVOUR=lite .
-#   docker buildx build --platform linux/amd64,linux/arm64 --build-arg FLAVOUR=lite -t REG/predictor:0.1.0-lite --push .
+#   docker build --platform linux/arm64 --build-arg BASE_IMAGE=dr-serving/base:bookworm-arm64 ...   (QEMU, make qemu)
 #   offline:  make base-image wheelhouse image   (local debootstrap base + host wheelhouse, no registry pulls)
+#             make image-arm64                   (the same for linux/arm64 under QEMU emulation)
+#             make image-multiarch               (both arches pushed to a registry under one OCI index, no buildx)
 #
 # Build arguments:
 #   BASE_IMAGE  a Debian-bookworm-like image with python3.11 and its venv module (the official slim image, or the
@@ -16,6 +18,8 @@
 #               there, so the chart's `--model-dir=/mnt/models` works unchanged). Left empty, the model is read
 #               from /mnt/models at run time (KServe's storage initializer).
 # Works with a read-only root file system and a writable /tmp (`docker run --read-only --tmpfs /tmp`).
+# The runtime stage is assembled without a shell: no setuid/setgid bits, no shell, package manager, perl or openssl
+# binary is left in it (docker/harden.sh; tests/image/test_hardening.py checks the exported file system).
 
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
@@ -46,10 +50,35 @@ RUN set -eu; \
     sh /tmp/slim-venv.sh /opt/venv; \
     echo /opt/dr-serving/app > "$(echo /opt/venv/lib/python3*/site-packages)/dr_serving.pth"
 
-# -------------------------------------------------------------------------------------------- runtime stage
-FROM ${BASE_IMAGE} AS runtime
-ARG FLAVOUR=full
+# Everything the runtime stage holds besides the venv is prepared here, since the runtime stage has no shell:
+# the non-root user (uid/gid 10001), /mnt/models (or a link to a baked model), the compiled application.
 ARG MODEL=
+RUN mkdir -p /stage/etc /stage/mnt/models /stage/opt/dr-serving/model \
+ && cp /etc/passwd /etc/group /stage/etc/ \
+ && echo "dr:x:10001:10001:dr-serving:/tmp:/usr/sbin/nologin" >> /stage/etc/passwd \
+ && echo "dr:x:10001:" >> /stage/etc/group
+COPY ${MODEL:-docker/empty} /stage/opt/dr-serving/model/
+# The server runs as uid 10001: make a baked model readable (only files lacking the bits are touched).
+RUN if [ -n "$MODEL" ]; then rmdir /stage/mnt/models && ln -s /opt/dr-serving/model /stage/mnt/models \
+      && find /stage/opt/dr-serving/model \( -type d ! -perm -o+rx -o -type f ! -perm -o+r \) -exec chmod a+rX {} +; \
+    else rm -rf /stage/opt/dr-serving/model; fi
+COPY serving /stage/opt/dr-serving/app/serving
+RUN python3 -m compileall -q /stage/opt/dr-serving/app
+
+# ------------------------------------------------------------------------------------------- hardened system
+# The base image less its attack surface (setuid/setgid bits, shells, apt/dpkg, perl, openssl; docker/harden.sh),
+# copied into an empty image below so nothing removed survives in a lower layer.
+FROM ${BASE_IMAGE} AS system
+COPY docker/harden.sh /harden.sh
+RUN ["/bin/sh", "/harden.sh"]
+
+
+# -------------------------------------------------------------------------------------------- runtime stage
+FROM scratch AS runtime
+# First, so that the cache key of every later step depends on the arch (the classic builder keys steps on an empty
+# parent without the platform, and would reuse an amd64 LABEL layer for arm64).
+COPY --from=system / /
+ARG FLAVOUR=full
 ARG VERSION=0.1.0
 LABEL org.opencontainers.image.title="dr-serving predictor (${FLAVOUR})" \
       org.opencontainers.image.description="KServe predictor for diabetic-retinopathy classifiers" \
@@ -57,28 +86,23 @@ LABEL org.opencontainers.image.title="dr-serving predictor (${FLAVOUR})" \
       org.opencontainers.image.licenses="Apache-2.0" \
       io.dr-serving.flavour="${FLAVOUR}"
 # HOME and KERAS_HOME point at /tmp: the only writable place when the root file system is read-only.
+# glibc gives freed memory back to the system: blocks from 128 KiB are mmap-ed (unmapped when freed) and the heap
+# is trimmed once 128 KiB at its top are free, so a large request no longer leaves the pod's RSS high.
 ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    LANG=C.UTF-8 \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     HOME=/tmp \
     KERAS_HOME=/tmp/.keras \
-    TF_CPP_MIN_LOG_LEVEL=1
+    TF_CPP_MIN_LOG_LEVEL=1 \
+    MALLOC_MMAP_THRESHOLD_=131072 \
+    MALLOC_TRIM_THRESHOLD_=131072
 
-# A fixed non-root user (uid/gid 1000) with an entry in /etc/passwd, so user lookups work.
-RUN echo "dr:x:1000:1000:dr-serving:/tmp:/usr/sbin/nologin" >> /etc/passwd \
- && echo "dr:x:1000:" >> /etc/group \
- && mkdir -p /mnt/models
-
+COPY --from=build /stage/ /
 COPY --from=build /opt/venv /opt/venv
-COPY ${MODEL:-docker/empty} /opt/dr-serving/model/
-# The server runs as uid 1000: make a baked model readable (only files lacking the bits are touched).
-RUN if [ -n "$MODEL" ]; then rmdir /mnt/models && ln -s /opt/dr-serving/model /mnt/models \
-      && find /opt/dr-serving/model \( -type d ! -perm -o+rx -o -type f ! -perm -o+r \) -exec chmod a+rX {} +; \
-    else rm -rf /opt/dr-serving/model; fi
-COPY serving /opt/dr-serving/app/serving
-RUN python -m compileall -q /opt/dr-serving/app
 
-USER 1000:1000
+# A fixed non-root user (uid/gid 10001, the chart's runAsUser) with an entry in /etc/passwd, so lookups work.
+USER 10001:10001
 WORKDIR /tmp
 EXPOSE 8080
 ENTRYPOINT ["python", "-m", "serving"]

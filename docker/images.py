@@ -2,11 +2,14 @@
 
     python docker/images.py engine                       # start dockerd unless an engine answers
     python docker/images.py prepare                      # engine + debootstrap base image + host wheelhouse
-    python docker/images.py build --flavour lite [--model DIR] [--tag TAG] [--base IMG] [--no-wheelhouse]
+    python docker/images.py prepare --arch arm64         # the same for linux/arm64 (QEMU: make qemu)
+    python docker/images.py build --flavour lite [--arch arm64] [--model DIR] [--tag TAG] [--base IMG]
+                                  [--no-wheelhouse]
 
 Used by make/image.mk and the image tests, so both build exactly the same way. Nothing is pulled from a
-registry when the base is the local ``dr-serving/base:bookworm``; wheels come from
-``build/wheelhouse/linux-ARCH``.
+registry when the base is the local ``dr-serving/base:bookworm`` (``…:bookworm-arm64`` for a foreign arch);
+wheels come from ``build/wheelhouse/linux-ARCH``. A foreign arch is built with ``docker build --platform``
+under QEMU user emulation; its tag ends in the arch (``dr-serving/predictor:0.1.0-lite-arm64``).
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ REPOSITORY = "dr-serving/predictor"
 LOCAL_BASE = "dr-serving/base:bookworm"
 OFFICIAL_BASE = "python:3.11-slim-bookworm"
 FLAVOURS = ("full", "lite")
+ARCHES = ("amd64", "arm64")
+#: Said wherever a time measured on an emulated arm64 image is shown.
+EMULATION_NOTE = "QEMU emulation, not Graviton performance"
 BAKE_DIR = ROOT / "build" / "bake"
 DOCKERD_LOG = ROOT / "build" / "dockerd.log"
 # dockerd options to try in order: the defaults, then what works in a container-like sandbox.
@@ -58,6 +64,66 @@ def host_arch() -> str:
     """The host's architecture in Docker's words (``amd64`` / ``arm64``)."""
     machine = platform.machine().lower()
     return {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine, machine)
+
+
+def emulated(arch: str) -> bool:
+    """Whether images of ``arch`` run under QEMU on this host."""
+    return arch != host_arch()
+
+
+#: The CPU QEMU emulates for arm64 (Graviton2's core) and what /proc/cpuinfo says about it there.
+QEMU_CPU = "neoverse-n1"
+NEOVERSE_N1_CPUINFO = (
+    "processor\t: {n}\nBogoMIPS\t: 243.75\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics"
+    " fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp ssbs\nCPU implementer\t: 0x41\nCPU architecture: 8\n"
+    "CPU variant\t: 0x3\nCPU part\t: 0xd0c\nCPU revision\t: 1\n\n"
+)
+
+
+def emulation_run_options(arch: str) -> list[str]:
+    """``docker run`` options for an ``arch`` container on this host: none when native.
+
+    Under QEMU user emulation ``/proc/cpuinfo`` is the host's x86 text, on which the cpuinfo library inside
+    LiteRT/XNNPACK crashes (SIGSEGV reading its ARM fields). Emulated containers therefore get an aarch64
+    ``/proc/cpuinfo`` (runc allows this one bind mount into /proc, as for lxcfs) that matches the CPU
+    QEMU emulates (``QEMU_CPU``, read by the binfmt interpreter). Real arm64 nodes need neither.
+    """
+    if not emulated(arch):
+        return []
+    if arch != "arm64":
+        raise ImageError(f"No emulation settings for {arch!r}.")
+    cpuinfo = ROOT / "build" / "emulation" / f"cpuinfo-{QEMU_CPU}-{os.cpu_count() or 1}"
+    if not cpuinfo.is_file():
+        cpuinfo.parent.mkdir(parents=True, exist_ok=True)
+        cpuinfo.write_text("".join(NEOVERSE_N1_CPUINFO.format(n=n) for n in range(os.cpu_count() or 1)))
+        cpuinfo.chmod(0o644)
+    return [
+        "--platform", f"linux/{arch}", "--env", f"QEMU_CPU={QEMU_CPU}",
+        "--volume", f"{cpuinfo}:/proc/cpuinfo:ro",
+    ]  # fmt: skip
+
+
+def base_tag(arch: str | None = None) -> str:
+    """The debootstrap base of ``arch``: ``dr-serving/base:bookworm`` on the host's, else ``…-<arch>``."""
+    return LOCAL_BASE if not arch or arch == host_arch() else f"{LOCAL_BASE}-{arch}"
+
+
+def arch_tag(flavour: str, arch: str | None = None, *, suffix: str = "") -> str:
+    """The predictor tag of ``flavour`` for ``arch``: the plain tag on the host's, ``…-<arch>`` otherwise."""
+    parts = [p for p in (arch if arch and emulated(arch) else "", suffix) if p]
+    return tag_for(flavour, suffix="-".join(parts))
+
+
+def image_platform(image: str) -> str:
+    """``os/architecture`` from the image's config (``linux/arm64``)."""
+    result = subprocess.run(
+        ["docker", "image", "inspect", "-f", "{{.Os}}/{{.Architecture}}", image],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        raise ImageError(f"No image {image!r}: {result.stderr.strip()}")
+    return result.stdout.strip()
 
 
 def engine_running() -> bool:
@@ -123,10 +189,20 @@ def image_exists(image: str) -> bool:
     return subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode == 0
 
 
-def ensure_base_image(image: str = LOCAL_BASE) -> None:
-    """Build the debootstrap base image unless it exists (``docker/base-image.sh``)."""
+def ensure_base_image(image: str | None = None, *, arch: str | None = None) -> str:
+    """Build the debootstrap base of ``arch`` unless it exists (``docker/base-image.sh``); returns its tag.
+
+    A foreign arch needs QEMU registered (``make qemu``): its debootstrap second stage runs emulated.
+    """
+    arch = arch or host_arch()
+    image = image or base_tag(arch)
     if not image_exists(image):
-        _run(["bash", str(ROOT / "docker" / "base-image.sh"), image, host_arch()], "base image")
+        _run(["bash", str(ROOT / "docker" / "base-image.sh"), image, arch], f"base-image-{arch} build")
+    if image_platform(image) != f"linux/{arch}":
+        raise ImageError(
+            f"{image} is {image_platform(image)}, not linux/{arch}; remove it and build it again."
+        )
+    return image
 
 
 def wheelhouse_dir(arch: str | None = None) -> Path:
@@ -142,7 +218,9 @@ def ensure_wheelhouse(arch: str | None = None) -> Path:
     if stamp.is_file() and stamp.read_text() == wanted:
         return dest
     script = str(ROOT / "docker" / "wheelhouse.py")
-    _run([sys.executable, script, "--arch", arch or host_arch()], "wheelhouse")
+    _run(
+        [sys.executable, script, "--arch", arch or host_arch()], f"wheelhouse-{arch or host_arch()} download"
+    )
     stamp.write_text(wanted)
     return dest
 
@@ -151,7 +229,7 @@ def stage_model(model_dir: str | os.PathLike[str], flavour: str) -> str:
     """Copy what ``flavour`` serves of a model directory to ``build/bake/``; returns its path in the context.
 
     The lite image gets ``model.tflite`` and the metadata only, the full image the SavedModel without the
-    LiteRT file; every file is made world-readable, since the image runs as uid 1000.
+    LiteRT file; every file is made world-readable, since the image runs as uid 10001.
     """
     source = Path(model_dir).resolve()
     if not (source / "saved_model.pb").is_file() and not (source / "model.tflite").is_file():
@@ -179,11 +257,18 @@ def build(
     base: str = LOCAL_BASE,
     wheelhouse: Path | None = None,
     model: str | os.PathLike[str] | None = None,
+    arch: str | None = None,
     quiet: bool = True,
 ) -> str:
-    """``docker build`` one flavour from the repository's Dockerfile; returns the image tag."""
+    """``docker build`` one flavour from the repository's Dockerfile; returns the image tag.
+
+    With ``arch``, the build runs ``--platform linux/<arch>`` (emulated when foreign) and the result is
+    checked to carry that architecture in its config.
+    """
     if flavour not in FLAVOURS:
         raise ValueError(f"flavour must be one of {list(FLAVOURS)!r}, got {flavour!r}.")
+    if arch is not None and arch not in ARCHES:
+        raise ValueError(f"arch must be one of {list(ARCHES)!r}, got {arch!r}.")
     model_arg = ""
     if model is not None:
         if flavour == "lite" and not (Path(model) / "model.tflite").is_file():
@@ -192,8 +277,10 @@ def build(
                 f"run: dr-serving model convert {model}"
             )
         model_arg = stage_model(model, flavour)
-    tag = tag or tag_for(flavour)
+    tag = tag or arch_tag(flavour, arch)
     command = ["docker", "build", "--tag", tag, "--build-arg", f"BASE_IMAGE={base}"]
+    if arch is not None:
+        command += ["--platform", f"linux/{arch}"]
     command += ["--build-arg", f"FLAVOUR={flavour}", "--build-arg", f"VERSION={version()}"]
     if wheelhouse is not None:
         command += ["--build-arg", f"WHEELHOUSE={wheelhouse.relative_to(ROOT)}"]
@@ -201,7 +288,9 @@ def build(
         command += ["--build-arg", f"MODEL={model_arg}"]
     if quiet:
         command.append("--quiet")
-    _run([*command, str(ROOT)], f"docker build ({flavour})")
+    _run([*command, str(ROOT)], f"docker-build-{flavour}-{arch or host_arch()} build")
+    if arch is not None and image_platform(tag) != f"linux/{arch}":
+        raise ImageError(f"{tag} was built as {image_platform(tag)}, not linux/{arch}.")
     return tag
 
 
@@ -220,12 +309,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("engine", help="start dockerd unless an engine answers")
-    sub.add_parser("prepare", help="engine, debootstrap base image and host wheelhouse")
+    prepare_parser = sub.add_parser("prepare", help="engine, debootstrap base image and wheelhouse")
+    prepare_parser.add_argument("--arch", choices=ARCHES, default=host_arch(), help="target (default: host)")
     build_parser = sub.add_parser("build", help="build one flavour")
     build_parser.add_argument("--flavour", choices=FLAVOURS, required=True)
-    build_parser.add_argument("--tag", help="tag (default dr-serving/predictor:VERSION-FLAVOUR)")
+    build_parser.add_argument("--arch", choices=ARCHES, default=host_arch(), help="target (default: host)")
     build_parser.add_argument(
-        "--base", default="", help=f"base image (default {LOCAL_BASE}, built if missing)"
+        "--tag", help="tag (default dr-serving/predictor:VERSION-FLAVOUR, plus -ARCH for a foreign arch)"
+    )
+    build_parser.add_argument(
+        "--base", default="", help=f"base image (default {LOCAL_BASE}[-ARCH], built if missing)"
     )
     build_parser.add_argument("--model", type=Path, help="model directory to bake in (/opt/dr-serving/model)")
     build_parser.add_argument("--no-wheelhouse", action="store_true", help="install from the package index")
@@ -235,19 +328,23 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "engine":
             print(f">> docker engine: {how}")
         elif args.command == "prepare":
-            ensure_base_image()
-            print(f">> base image {LOCAL_BASE}; wheelhouse {ensure_wheelhouse()}")
+            base = ensure_base_image(arch=args.arch)
+            print(f">> base image {base}; wheelhouse {ensure_wheelhouse(args.arch)}")
         else:
-            base = args.base or LOCAL_BASE
-            if base == LOCAL_BASE:
-                ensure_base_image()
-            wheelhouse = None if args.no_wheelhouse else ensure_wheelhouse()
+            base = args.base or ensure_base_image(arch=args.arch)
+            wheelhouse = None if args.no_wheelhouse else ensure_wheelhouse(args.arch)
             started = time.monotonic()
-            tag = build(args.flavour, tag=args.tag, base=base, wheelhouse=wheelhouse, model=args.model)
+            tag = build(
+                args.flavour, tag=args.tag, base=base, wheelhouse=wheelhouse, model=args.model, arch=args.arch
+            )
             size = subprocess.run(
                 ["docker", "image", "inspect", "-f", "{{.Size}}", tag], capture_output=True, text=True
             ).stdout.strip()
-            print(f">> {tag}: {int(size) / 1e6:.0f} MB on disk, built in {time.monotonic() - started:.0f} s")
+            how = f" under {EMULATION_NOTE}" if emulated(args.arch) else ""
+            print(
+                f">> {tag} ({image_platform(tag)}): {int(size) / 1e6:.0f} MB on disk, "
+                f"built in {time.monotonic() - started:.0f} s{how}"
+            )
     except ImageError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1

@@ -1,10 +1,11 @@
 """Print the image figures: size on disk and compressed, start → first prediction, LiteRT vs SavedModel.
 
-    python docker/measure.py [--model-dir models/mobilenet] [--runs 3] [--cpus 0.5] [--no-compressed]
+    python docker/measure.py [--arch arm64] [--model-dir DIR] [--runs 3] [--cpus 0.5] [--no-compressed]
 
-Images must exist (``make image``). Each start is timed from ``docker run`` to the first 200 answer to a raw
-JPEG, with the chart's arguments, read-only root, uid 1000 and the smallest profile's limits (median of runs).
-The LiteRT/SavedModel rows time batch-1 calls of both backends in this process (median of 50 after warm-up).
+Images must exist (``make image``, ``make image-arm64``). Each start is timed from ``docker run`` to the first
+200 answer to a raw JPEG, with the chart's arguments, read-only root, uid 10001 and the smallest profile's
+limits (median of runs). The LiteRT/SavedModel rows time batch-1 calls of both backends in this process
+(median of 50 after warm-up; host arch only). A foreign arch runs under QEMU: its times say so.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "image"))
 
-import httpx  # noqa: E402
 from containers import SMALLEST_PROFILE, Container, load_images_module  # noqa: E402
 
 
@@ -36,21 +36,14 @@ def image_sizes(tag: str, *, compressed: bool) -> tuple[int, int | None]:
     return size, int(pipe.stdout)
 
 
-def first_prediction_seconds(tag: str, flavour: str, model_dir: Path, jpeg: bytes, *, cpus: str) -> float:
+def first_prediction_seconds(
+    tag: str, flavour: str, arch: str, model_dir: Path, jpeg: bytes, *, cpus: str, timeout: float = 120.0
+) -> float:
     """Seconds from ``docker run`` to the first successful V1 prediction."""
-    container = Container(image=tag, flavour=flavour, model_mount=model_dir)
+    container = Container(image=tag, flavour=flavour, arch=arch, model_mount=model_dir)
     container.profile = {**SMALLEST_PROFILE, "cpus": cpus}
     with container:
-        while time.monotonic() - container.started_at < 120:
-            try:
-                if container.predict(jpeg, timeout=10).status_code == 200:
-                    return time.monotonic() - container.started_at
-            except httpx.HTTPError:
-                pass
-            if not container.running():
-                raise RuntimeError(f"{tag} exited before answering:\n{container.logs()[-2000:]}")
-            time.sleep(0.02)
-    raise TimeoutError(f"{tag} gave no prediction within 120 s")
+        return container.first_prediction(jpeg, timeout=timeout)
 
 
 def backend_latency(model_dir: Path) -> list[tuple[str, float]]:
@@ -82,6 +75,9 @@ def backend_latency(model_dir: Path) -> list[tuple[str, float]]:
 def main(argv: list[str] | None = None) -> int:
     """Measure and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--arch", choices=("amd64", "arm64"), default=None, help="images of ARCH (default host)"
+    )
     parser.add_argument("--model-dir", type=Path, default=None, help="MobileNet model dir")
     parser.add_argument("--runs", type=int, default=3, help="container starts per flavour (median)")
     parser.add_argument("--cpus", default=SMALLEST_PROFILE["cpus"], help="CPU limit of each container")
@@ -105,21 +101,30 @@ def main(argv: list[str] | None = None) -> int:
             path.chmod(path.stat().st_mode | stat.S_IROTH | (stat.S_IXOTH if path.is_dir() else 0))
         jpeg = encode_image(make_fundus_image(2, size=512, seed=7))
         print(f"model: {source} -> {report.summary()}")
-        print(f"{'image':32s} {'on disk':>9s} {'gzip':>9s}  start -> first prediction (cpus={args.cpus})")
+        arch = args.arch or images.host_arch()
+        emulated = images.emulated(arch)
+        note = f"; {images.EMULATION_NOTE}" if emulated else ""
+        print(
+            f"{'image':38s} {'on disk':>9s} {'gzip':>9s}  start -> first prediction (cpus={args.cpus}{note})"
+        )
         for flavour in ("full", "lite"):
-            tag = images.tag_for(flavour)
+            tag = images.arch_tag(flavour, arch)
             if not images.image_exists(tag):
-                print(f"{tag:32s} missing (make image)")
+                print(f"{tag:38s} missing (make image{'-arm64' if emulated else ''})")
                 continue
             disk, packed = image_sizes(tag, compressed=not args.no_compressed)
             starts = [
-                first_prediction_seconds(tag, flavour, model_dir, jpeg, cpus=args.cpus)
+                first_prediction_seconds(
+                    tag, flavour, arch, model_dir, jpeg, cpus=args.cpus, timeout=900 if emulated else 120
+                )
                 for _ in range(args.runs)
             ]
             packed_text = f"{packed / 1e6:7.0f}MB" if packed else "      n/a"
             runs = ", ".join(f"{s:.2f}" for s in starts)
             median = statistics.median(starts)
-            print(f"{tag:32s} {disk / 1e6:7.0f}MB {packed_text}  median {median:.2f} s ({runs})")
+            print(f"{tag:38s} {disk / 1e6:7.0f}MB {packed_text}  median {median:.2f} s ({runs}){note}")
+        if emulated:
+            return 0
         for label, ms in backend_latency(model_dir):
             print(f"{label:42s} {ms:7.2f} ms")
         print(f"LiteRT vs SavedModel agreement: max |Δp| {report.max_abs_diff:.2g}, "

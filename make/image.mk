@@ -9,8 +9,10 @@ IMAGE_BASE ?=
 # Model baked in at /opt/dr-serving/model, where the chart reads `source: image` models. Default: the default
 # model (`make model`; lite images get its LiteRT conversion). Empty = no model baked (read from /mnt/models).
 IMAGE_MODEL ?= $(MODEL_DIR)
-# Registry prefix and platforms for `make image-multiarch` (needs docker buildx and a registry to push to).
-IMAGE_REGISTRY ?= localhost:5000
+# Registry for `make image-multiarch`: 127.0.0.1:PORT (Debian's docker-registry, started and stopped by the target)
+# or one you are logged in to (`docker login`): <account>.dkr.ecr.<region>.amazonaws.com, ghcr.io/<owner>.
+IMAGE_REGISTRY ?= 127.0.0.1:5000
+# Platforms of `make image-multiarch-buildx` (only where docker buildx is installed).
 IMAGE_PLATFORMS ?= linux/amd64,linux/arm64
 IMAGE_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
@@ -24,6 +26,10 @@ docker-engine: setup ## Start dockerd (log in build/dockerd.log) unless a Docker
 base-image: docker-engine ## Build the offline base image dr-serving/base:bookworm (debootstrap minbase + python3).
 	@bash docker/base-image.sh dr-serving/base:bookworm
 
+.PHONY: base-image-arm64
+base-image-arm64: docker-engine qemu ## Build dr-serving/base:bookworm-arm64 (debootstrap --arch=arm64, QEMU second stage).
+	@bash docker/base-image.sh dr-serving/base:bookworm-arm64 arm64
+
 .PHONY: requirements-image
 requirements-image: setup ## Regenerate docker/requirements-{full,lite}.txt from pyproject.toml and the lock.
 	@$(PY) docker/requirements.py
@@ -32,22 +38,39 @@ requirements-image: setup ## Regenerate docker/requirements-{full,lite}.txt from
 wheelhouse: setup ## Download the pinned runtime wheels of both flavours into build/wheelhouse/linux-<arch>.
 	@$(PY) docker/wheelhouse.py
 
+.PHONY: wheelhouse-arm64
+wheelhouse-arm64: setup ## Download the aarch64 wheels of both flavours into build/wheelhouse/linux-arm64.
+	@$(PY) docker/wheelhouse.py --arch arm64
+
 .PHONY: wheels-check-arm64
 wheels-check-arm64: setup ## Check, without building, that every runtime requirement has a linux/arm64 wheel.
 	@$(PY) docker/wheelhouse.py --arch arm64 --check
 
-.PHONY: image
-image: docker-engine ## Build dr-serving/predictor:<version>-{full,lite} with IMAGE_MODEL baked in (offline base).
+# Build IMAGE_FLAVOURS for arch $(1) (empty: the host's), converting the model for lite first.
+define build_images
 	@if [ -n "$(IMAGE_MODEL)" ] && [ "$(IMAGE_MODEL)" = "$(MODEL_DIR)" ]; then $(MAKE) model; fi
 	@for flavour in $(IMAGE_FLAVOURS); do \
 	  if [ -n "$(IMAGE_MODEL)" ] && [ $$flavour = lite ] && [ ! -f "$(IMAGE_MODEL)/model.tflite" ]; then \
 	    $(DR) model convert "$(IMAGE_MODEL)"; fi; \
-	  $(IMAGES_PY) build --flavour $$flavour $(if $(IMAGE_BASE),--base $(IMAGE_BASE) --no-wheelhouse) \
-	    $(if $(IMAGE_MODEL),--model $(IMAGE_MODEL)); done
+	  $(IMAGES_PY) build --flavour $$flavour $(if $(1),--arch $(1)) \
+	    $(if $(IMAGE_BASE),--base $(IMAGE_BASE) --no-wheelhouse) $(if $(IMAGE_MODEL),--model $(IMAGE_MODEL)); done
+endef
+
+.PHONY: image
+image: docker-engine ## Build dr-serving/predictor:<version>-{full,lite} with IMAGE_MODEL baked in (offline base).
+	$(call build_images,)
+
+.PHONY: image-arm64
+image-arm64: docker-engine qemu ## Build dr-serving/predictor:<version>-{full,lite}-arm64 for linux/arm64 under QEMU.
+	$(call build_images,arm64)
 
 .PHONY: image-multiarch
-image-multiarch: ## Build and push both flavours for amd64+arm64 with docker buildx (IMAGE_REGISTRY=...).
-	@docker buildx version >/dev/null 2>&1 || { echo "Error: docker buildx is missing; install the docker-buildx plugin (and qemu binfmt for arm64)." >&2; exit 1; }
+image-multiarch: image image-arm64 ## Push both arches and one multi-arch index per flavour to IMAGE_REGISTRY (no buildx).
+	@$(PY) docker/multiarch.py --registry $(IMAGE_REGISTRY) $(foreach f,$(IMAGE_FLAVOURS),--flavour $(f))
+
+.PHONY: image-multiarch-buildx
+image-multiarch-buildx: ## The same with docker buildx where it is installed (official base image, IMAGE_PLATFORMS).
+	@docker buildx version >/dev/null 2>&1 || { echo "Error: docker buildx is missing; use make image-multiarch (no buildx needed)." >&2; exit 1; }
 	@for flavour in $(IMAGE_FLAVOURS); do \
 	  if [ -n "$(IMAGE_MODEL)" ] && [ $$flavour = lite ] && [ ! -f "$(IMAGE_MODEL)/model.tflite" ]; then \
 	    $(DR) model convert "$(IMAGE_MODEL)"; fi; \
@@ -60,6 +83,20 @@ image-multiarch: ## Build and push both flavours for amd64+arm64 with docker bui
 image-test: setup system-deps ## Build both flavours and test the running containers (tests/image, several minutes).
 	@$(PY) -m pytest tests/image $(PYTEST_ARGS)
 
+.PHONY: image-test-arm64
+image-test-arm64: setup system-deps ## Build the arm64 lite image, run it under QEMU against amd64, publish an index.
+	@$(PY) -m pytest tests/image/test_arm64.py $(PYTEST_ARGS)
+	@cat build/reports/arm64-emulation.json
+
+.PHONY: image-test-arm64-full
+image-test-arm64-full: setup system-deps ## Build the arm64 full image under QEMU, load the SavedModel, answer once (slow).
+	@$(PY) -m pytest tests/image/test_arm64.py -m arm64_full $(PYTEST_ARGS)
+	@cat build/reports/arm64-emulation.json
+
 .PHONY: image-measure
 image-measure: image ## Print image sizes, start-to-first-prediction times and LiteRT vs SavedModel figures.
 	@$(PY) docker/measure.py
+
+.PHONY: image-measure-arm64
+image-measure-arm64: image-arm64 ## The same figures for the arm64 images (QEMU emulation, not Graviton performance).
+	@$(PY) docker/measure.py --arch arm64

@@ -43,7 +43,7 @@ def offline_inputs(images_module: ModuleType, docker_engine: str) -> Path:
 
 @pytest.fixture(scope="session")
 def served_model_dir(mobilenet_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the MobileNet fixture with ``model.tflite`` added, readable by the container's uid 1000."""
+    """A copy of the MobileNet fixture with ``model.tflite`` added, readable by the container's uid 10001."""
     from serving.zoo.convert import convert_model
 
     target = tmp_path_factory.mktemp("served") / "mobilenet"
@@ -100,3 +100,42 @@ def running(
     with container:
         container.wait_ready()
         yield container
+
+
+@pytest.fixture(scope="session")
+def arm64_inputs(images_module: ModuleType, docker_engine: str) -> Path:
+    """The arm64 debootstrap base (second stage under QEMU) and the aarch64 wheelhouse (returned)."""
+    if images_module.emulated("arm64") and not Path("/proc/sys/fs/binfmt_misc/qemu-aarch64").is_file():
+        pytest.fail(
+            "arm64 binaries cannot run on this host: QEMU is not registered; run: make qemu", pytrace=False
+        )
+    try:
+        images_module.ensure_base_image(arch="arm64")
+        return images_module.ensure_wheelhouse("arm64")
+    except images_module.ImageError as exc:
+        pytest.fail(f"Preparing the arm64 image build failed: {exc}", pytrace=False)
+
+
+def _build_arm64(images_module: ModuleType, wheelhouse: Path, flavour: str) -> str:
+    try:
+        return images_module.build(
+            flavour,
+            tag=images_module.arch_tag(flavour, "arm64", suffix="test"),
+            base=images_module.base_tag("arm64"),
+            wheelhouse=wheelhouse,
+            arch="arm64",
+        )
+    except images_module.ImageError as exc:
+        pytest.fail(f"Building the arm64 {flavour} image failed: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def arm64_lite_image(images_module: ModuleType, arm64_inputs: Path) -> str:
+    """The lite flavour built for linux/arm64 from the same Dockerfile (under QEMU on an amd64 host)."""
+    return _build_arm64(images_module, arm64_inputs, "lite")
+
+
+@pytest.fixture(scope="session")
+def arm64_full_image(images_module: ModuleType, arm64_inputs: Path) -> str:
+    """The full (TensorFlow) flavour built for linux/arm64 (slow under QEMU: `make image-test-arm64-full`)."""
+    return _build_arm64(images_module, arm64_inputs, "full")

@@ -1,7 +1,7 @@
 """Run predictor containers the way the rendered chart runs them (image tests, ``docker/measure.py``).
 
 Same arguments and environment as the chart's InferenceService (``serve --model-dir=/mnt/models
---model-name=... --http-port=8080 --backend=...``, ``DR_*``), uid 1000, read-only root with a tmpfs ``/tmp``,
+--model-name=... --http-port=8080 --backend=...``, ``DR_*``), uid 10001, read-only root with a tmpfs ``/tmp``,
 all capabilities dropped, the smallest profile's limits (1 GiB, half a CPU), and a port published on 127.0.0.1
 only (or, when the engine runs without a bridge, the host network with a free port).
 """
@@ -9,6 +9,7 @@ only (or, when the engine runs without a bridge, the host network with a free po
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import socket
 import subprocess
@@ -23,9 +24,12 @@ import httpx
 ROOT = Path(__file__).resolve().parents[2]
 #: The smallest resource profile of the chart (values.yaml profiles.1Gi).
 SMALLEST_PROFILE = {"memory": "1g", "cpus": "0.5", "name": "1Gi"}
+#: The non-root uid:gid of the image and the chart (securityContext.runAsUser/runAsGroup).
+USER = "10001:10001"
 BACKEND = {"full": "savedmodel", "lite": "litert"}
 
 
+@functools.cache
 def load_images_module() -> ModuleType:
     """Import ``docker/images.py`` (a script folder, not a package) as a module."""
     spec = importlib.util.spec_from_file_location("dr_docker_images", ROOT / "docker" / "images.py")
@@ -62,6 +66,7 @@ class Container:
 
     image: str
     flavour: str
+    arch: str = "amd64"
     model_name: str = "mobilenet"
     model_mount: Path | None = None
     model_dir: str = "/mnt/models"
@@ -94,12 +99,13 @@ class Container:
     def start(self) -> Container:
         """``docker run -d`` the container; returns self."""
         self.port = free_port()
-        options = ["--name", self.name, "--user", "1000:1000", "--read-only", "--tmpfs", "/tmp:rw,size=256m"]
+        options = ["--name", self.name, "--user", USER, "--read-only", "--tmpfs", "/tmp:rw,size=256m"]
         options += ["--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
         options += ["--memory", self.profile["memory"], "--cpus", self.profile["cpus"]]
+        options += load_images_module().emulation_run_options(self.arch)
         env = {
-            "DR_POOL": "amd64",
-            "DR_ARCH": "amd64",
+            "DR_POOL": self.arch,
+            "DR_ARCH": self.arch,
             "DR_INSTANCE_TYPE": "m5.xlarge",
             "DR_PRICE_PER_HOUR": "0.23",
             "DR_MODE": "standard",
@@ -133,6 +139,17 @@ class Container:
                 raise RuntimeError(f"container {self.name} exited before ready:\n{self.logs()[-3000:]}")
             time.sleep(0.05)
         raise TimeoutError(f"container {self.name} not ready after {timeout:.0f} s:\n{self.logs()[-3000:]}")
+
+    def first_prediction(self, image: bytes, *, timeout: float = 120.0) -> float:
+        """Poll with a V1 prediction of ``image`` until one answers 200; returns seconds since start."""
+        while (left := timeout - (time.monotonic() - self.started_at)) > 0:
+            with contextlib.suppress(httpx.HTTPError):
+                if self.predict(image, timeout=left).status_code == 200:
+                    return time.monotonic() - self.started_at
+            if not self.running():
+                raise RuntimeError(f"{self.image} exited before answering:\n{self.logs()[-2000:]}")
+            time.sleep(0.02)
+        raise TimeoutError(f"{self.image} gave no prediction within {timeout:.0f} s:\n{self.logs()[-2000:]}")
 
     def predict(self, image: bytes, *, timeout: float = 60.0) -> httpx.Response:
         """POST one raw JPEG to the V1 predict route."""

@@ -64,10 +64,12 @@ def test_metrics_count_predictions_with_the_backend_label(running: Container, fu
     assert any(labels["backend"] == running.backend for labels, _ in after["dr_startup_seconds"])
 
 
-def test_runs_as_uid_1000_on_a_read_only_root(running: Container) -> None:
+def test_runs_as_uid_10001_on_a_read_only_root(running: Container) -> None:
     status = docker("exec", running.name, "cat", "/proc/1/status").stdout
     uids = next(line.split()[1:] for line in status.splitlines() if line.startswith("Uid:"))
-    assert set(uids) == {"1000"}
+    gids = next(line.split()[1:] for line in status.splitlines() if line.startswith("Gid:"))
+    assert set(uids) == {"10001"}
+    assert set(gids) == {"10001"}
     write = docker("exec", running.name, "python", "-c", "open('/opt/probe', 'w')", check=False)
     assert write.returncode != 0
     assert "Read-only file system" in write.stderr
@@ -204,3 +206,9 @@ def test_image_has_no_compilers_installers_or_caches(built_images: dict[str, str
     )
     answer = docker("run", "--rm", "--entrypoint", "python", built_images[flavour], "-c", probe)
     assert answer.stdout.strip() == "[]"
+
+
+def test_server_process_has_the_glibc_memory_settings(running: Container) -> None:
+    environ = docker("exec", running.name, "cat", "/proc/1/environ").stdout.split("\0")
+    assert "MALLOC_MMAP_THRESHOLD_=131072" in environ
+    assert "MALLOC_TRIM_THRESHOLD_=131072" in environ
