@@ -62,6 +62,8 @@ COPY ${MODEL:-docker/empty} /stage/opt/dr-serving/model/
 RUN if [ -n "$MODEL" ]; then rmdir /stage/mnt/models && ln -s /opt/dr-serving/model /stage/mnt/models \
       && find /stage/opt/dr-serving/model \( -type d ! -perm -o+rx -o -type f ! -perm -o+r \) -exec chmod a+rX {} +; \
     else rm -rf /stage/opt/dr-serving/model; fi
+# `python -m serving` runs dr_cli's command registry; the image ships these two packages only.
+COPY dr_cli /stage/opt/dr-serving/app/dr_cli
 COPY serving /stage/opt/dr-serving/app/serving
 RUN python3 -m compileall -q /stage/opt/dr-serving/app
 
