@@ -283,10 +283,10 @@ def test_knative_window_follows_the_cluster_unless_set() -> None:
     assert "autoscaling.knative.dev/window" not in annotations
 
 
-@pytest.mark.parametrize("precision", ["fp32", "int8"])
-def test_precision_becomes_dr_precision(precision: str) -> None:
+@pytest.mark.parametrize(("precision", "flavour"), [("fp32", "lite"), ("int8", "lite"), ("bf16", "full")])
+def test_precision_becomes_dr_precision(precision: str, flavour: str) -> None:
     """models.<name>.precision is exported as DR_PRECISION (the predictor's --precision)."""
-    values = {"models": {"mobilenet": {"precision": precision}}}
+    values = {"image": {"flavour": flavour}, "models": {"mobilenet": {"precision": precision}}}
     assert env(isvcs(render(values))["dr-serving-mobilenet-amd64"])["DR_PRECISION"] == precision
 
 
@@ -311,6 +311,13 @@ def test_int8_with_the_savedmodel_backend_is_refused() -> None:
     )
     assert result.returncode != 0
     assert "models.mobilenet.precision int8 needs the litert backend" in result.stderr
+
+
+def test_bf16_with_the_litert_backend_is_refused() -> None:
+    """bf16 is oneDNN math inside TensorFlow: the lite flavour (LiteRT) cannot serve it."""
+    result = run_helm("template", "x", str(CHART), "--set", "models.mobilenet.precision=bf16", check=False)
+    assert result.returncode != 0
+    assert "models.mobilenet.precision bf16 needs the savedmodel backend" in result.stderr
 
 
 @pytest.mark.parametrize(

@@ -140,6 +140,9 @@ resolved name, image (tag or digest), backend, precision, model directory and re
 {{- if and (eq $precision "int8") (ne $backend "litert") }}
 {{- fail (printf "models.%s.precision int8 needs the litert backend (the lite flavour); %s serves fp32 only." $modelName $backend) }}
 {{- end }}
+{{- if and (eq $precision "bf16") (ne $backend "savedmodel") }}
+{{- fail (printf "models.%s.precision bf16 needs the savedmodel backend (the full flavour); %s serves fp32 and int8." $modelName $backend) }}
+{{- end }}
 {{- $modelDir := ternary "/mnt/models" "/opt/dr-serving/model" (eq $model.source "storageUri") }}
 {{- range $poolName := $pools }}
 {{- $pool := get $root.Values.pools $poolName }}
