@@ -225,11 +225,22 @@ def ensure_wheelhouse(arch: str | None = None) -> Path:
     return dest
 
 
+#: What the lite image bakes of a model folder (the files present are copied).
+LITE_FILES = (
+    "model.tflite",
+    "model.tflite.json",
+    "model.int8.tflite",
+    "model.int8.tflite.json",
+    "dr_model.json",
+)
+
+
 def stage_model(model_dir: str | os.PathLike[str], flavour: str) -> str:
     """Copy what ``flavour`` serves of a model directory to ``build/bake/``; returns its path in the context.
 
-    The lite image gets ``model.tflite`` and the metadata only, the full image the SavedModel without the
-    LiteRT file; every file is made world-readable, since the image runs as uid 10001.
+    The lite image gets the LiteRT files (``model.tflite``; ``model.int8.tflite`` for ``DR_PRECISION=int8``
+    when the folder has one) and the metadata only, the full image the SavedModel without any LiteRT file;
+    every file is made world-readable, since the image runs as uid 10001.
     """
     source = Path(model_dir).resolve()
     if not (source / "saved_model.pb").is_file() and not (source / "model.tflite").is_file():
@@ -239,11 +250,11 @@ def stage_model(model_dir: str | os.PathLike[str], flavour: str) -> str:
         shutil.rmtree(target)
     if flavour == "lite":
         target.mkdir(parents=True)
-        for name in ("model.tflite", "model.tflite.json", "dr_model.json"):
+        for name in LITE_FILES:
             if (source / name).is_file():
                 shutil.copy2(source / name, target / name)
     else:
-        shutil.copytree(source, target, ignore=shutil.ignore_patterns(".*", "model.tflite*"))
+        shutil.copytree(source, target, ignore=shutil.ignore_patterns(".*", "*.tflite", "*.tflite.json"))
     for path in [target, *target.rglob("*")]:
         extra = stat.S_IROTH | stat.S_IRGRP | (stat.S_IXOTH | stat.S_IXGRP if path.is_dir() else 0)
         path.chmod(path.stat().st_mode | extra)
