@@ -47,8 +47,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from serving.closed_loop import closed_loop, percentile
+from serving.closed_loop import closed_loop
 from serving.peaks import litert_peak_gops, matmul_peak_gflops
+from serving.timing import percentile
 
 __all__ = [
     "BARE_VARIANTS",

@@ -12,18 +12,9 @@ import threading
 import time
 from dataclasses import dataclass
 
-__all__ = ["LoadResult", "closed_loop", "percentile"]
+from serving.timing import percentile
 
-
-def percentile(values: list[float], q: float) -> float:
-    """The ``q``-th percentile (0–100) with linear interpolation."""
-    if not values:
-        raise ValueError("Expected at least one value, got none.")
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q / 100
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+__all__ = ["LoadResult", "closed_loop"]
 
 
 @dataclass(frozen=True, kw_only=True)

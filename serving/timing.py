@@ -10,7 +10,12 @@ import gc
 import time
 from collections.abc import Callable, Iterable, Sequence
 
-__all__ = ["percentiles", "time_calls"]
+__all__ = ["percentile", "percentiles", "time_calls"]
+
+
+def percentile(values: Iterable[float], q: float) -> float:
+    """The ``q``-th percentile (0–100) of ``values``, as :func:`percentiles` computes it."""
+    return percentiles(values, (q,))[0]
 
 
 def percentiles(values: Iterable[float], qs: Sequence[float]) -> list[float]:

@@ -18,6 +18,7 @@ from fastapi import Request
 from fastapi.responses import Response
 from kserve.errors import ModelNotReady
 
+from serving.client import HEADER_MODEL
 from serving.errors import NotReady
 from serving.http.errors import json_response
 from serving.protocol import SAGEMAKER, V1, V2, Codec, Encoded
@@ -64,12 +65,12 @@ def install_routes(app: Any, model: Any, dataplane: Any) -> None:
     async def preprocessed(model_name: str, request: Request) -> Response:
         await _require_ready(dataplane, model_name)
         png = await model.preprocessed_png(await request.body(), headers=dict(request.headers))
-        return Response(png, media_type="image/png", headers={"X-DR-Model": model.name})
+        return Response(png, media_type="image/png", headers={HEADER_MODEL: model.name})
 
     async def explain(model_name: str, request: Request) -> Response:
         await _require_ready(dataplane, model_name)
         answer = await model.explain_images(await request.body(), headers=dict(request.headers))
-        return json_response(answer, headers={"X-DR-Model": model.name})
+        return json_response(answer, headers={HEADER_MODEL: model.name})
 
     handlers = {
         "/ping": ping,

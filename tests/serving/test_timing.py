@@ -7,7 +7,7 @@ import gc
 import numpy as np
 import pytest
 
-from serving.timing import percentiles, time_calls
+from serving.timing import percentile, percentiles, time_calls
 
 
 @pytest.mark.parametrize(
@@ -18,6 +18,11 @@ from serving.timing import percentiles, time_calls
 def test_percentiles_match_numpy_linear(values: list[float]) -> None:
     qs = [0, 50, 95, 99, 100]
     assert percentiles(values, qs) == pytest.approx(np.percentile(values, qs).tolist())
+
+
+def test_percentile_is_one_of_percentiles() -> None:
+    values = [3.0, 1.0, 2.0, 10.0, 7.5]
+    assert percentile(values, 95) == percentiles(values, [95])[0] == pytest.approx(np.percentile(values, 95))
 
 
 def test_percentiles_reject_empty_and_out_of_range() -> None:
