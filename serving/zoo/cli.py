@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from serving.cli import CliError, positive_int
+from dr_cli.errors import CliError
+from dr_cli.types import positive_int
 from serving.metadata import METADATA_FILENAME, ModelMetadata
 from serving.zoo import ARCHITECTURES, DEFAULT_EPOCHS, DEFAULT_SEED, build_model
 
