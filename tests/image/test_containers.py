@@ -111,15 +111,11 @@ class Burst:
         return self._results, self._errors
 
 
-def test_sigterm_lets_in_flight_requests_finish(built_images: dict[str, str], served_model_dir: Path) -> None:
-    """SIGTERM while a burst is being served: every request the server has taken in succeeds, then it exits 0.
-
-    The signal is sent once the server has read and preprocessed the whole burst (KServe's own counter) but
-    answered only part of it, so requests are provably in flight, with no timing guesswork.
-    """
-    burst = 32
-    image = encode_image(make_fundus_image(3, size=512, seed=11))
-    with Container(image=built_images["lite"], flavour="lite", model_mount=served_model_dir) as container:
+def _burst_then_sigterm(
+    image_tag: str, model_dir: Path, image: bytes, burst: int
+) -> tuple[float, float, list, list, int, str]:
+    """Burst a lite container, SIGTERM once all is read; (read, in flight, statuses, errors, code, logs)."""
+    with Container(image=image_tag, flavour="lite", model_mount=model_dir) as container:
         container.wait_ready()
         read_before, answered_before = _counts(container)
         burst_run = Burst(container, image, count=burst)
@@ -131,13 +127,32 @@ def test_sigterm_lets_in_flight_requests_finish(built_images: dict[str, str], se
         results, errors = burst_run.join()
         exit_code = container.exit_code()
         logs = container.logs()
+    return read - read_before, burst - (answered - answered_before), results, errors, exit_code, logs
 
-    assert read - read_before == burst, "the server did not take in the whole burst within 60 s"
-    in_flight = burst - (answered - answered_before)
-    assert in_flight > 0, "the burst was answered before SIGTERM, so nothing was in flight; enlarge it"
-    assert errors == [], logs[-2000:]
-    assert results == [200] * burst
-    assert exit_code == 0, logs[-2000:]
+
+def test_sigterm_lets_in_flight_requests_finish(built_images: dict[str, str], served_model_dir: Path) -> None:
+    """SIGTERM while a burst is being served: every request the server has taken in succeeds, then it exits 0.
+
+    The signal is sent once the server has read and preprocessed the whole burst (KServe's own counter) but
+    answered only part of it, so requests are provably in flight. On a busy machine the last answers can come
+    before the signal; such an attempt still must lose nothing, and one of three attempts must catch requests
+    in flight.
+    """
+    burst = 32
+    image = encode_image(make_fundus_image(3, size=512, seed=11))
+    caught = []
+    for _ in range(3):
+        read, in_flight, results, errors, exit_code, logs = _burst_then_sigterm(
+            built_images["lite"], served_model_dir, image, burst
+        )
+        assert read == burst, "the server did not take in the whole burst within 60 s"
+        assert errors == [], logs[-2000:]
+        assert results == [200] * burst
+        assert exit_code == 0, logs[-2000:]
+        caught.append(in_flight)
+        if in_flight > 0:
+            break
+    assert max(caught) > 0, f"every burst was answered before SIGTERM ({caught}), so nothing was in flight"
 
 
 def test_sigterm_with_the_charts_drain_loses_no_request(

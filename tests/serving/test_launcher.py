@@ -7,10 +7,12 @@ import os
 import socket
 import sys
 import threading
+import time
 from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from serving.launcher import PredictorProcess, free_port
 from serving.zoo.synthetic import encode_image, make_fundus_image
@@ -44,6 +46,12 @@ def test_wait_ready_before_start_is_an_error(tmp_path: Path) -> None:
         PredictorProcess(tmp_path).wait_ready(1)
 
 
+def _in_flight(client: httpx.Client) -> float:
+    """The predictor's ``dr_requests_in_flight`` gauge, summed over its labels."""
+    families = text_string_to_metric_families(client.get("/metrics").text)
+    return sum(s.value for f in families if f.name == "dr_requests_in_flight" for s in f.samples)
+
+
 def test_lifecycle_pinning_and_clean_stop(mobilenet_dir: Path, tmp_path: Path) -> None:
     cpu = min(os.sched_getaffinity(0))
     log_path = tmp_path / "predictor.log"
@@ -62,7 +70,13 @@ def test_lifecycle_pinning_and_clean_stop(mobilenet_dir: Path, tmp_path: Path) -
                 target=lambda: answers.append(client.post("/v1/models/pinned:predict", json=body))
             )
             thread.start()
-            # SIGTERM while the batch is (very likely) in flight: the server finishes it before exiting.
+            # SIGTERM once the server holds the batch (its in-flight gauge, read on a second connection):
+            # it finishes the batch before exiting. A SIGTERM sent before the request is read would race the
+            # client's connect against the closing listener.
+            with httpx.Client(base_url=process.url, timeout=10, trust_env=False) as probe:
+                deadline = time.monotonic() + 30
+                while not answers and time.monotonic() < deadline and _in_flight(probe) < 1:
+                    time.sleep(0.005)
             code = process.stop(timeout=60)
             thread.join(60)
     assert code == 0
