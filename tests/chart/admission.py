@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from chartkit import COMPONENT_FIELDS
 
 KN = "knative-v1.21.1"
 KS = "kserve v0.20.0"
@@ -171,24 +172,7 @@ def ksvc_pod_spec(isvc: dict[str, Any]) -> dict[str, Any]:
     (predictor_custom.go:65-73), and :152-157 appends INFERENCE_SERVICE_NAME to every container. Component
     fields (minReplicas, scaleTarget, timeout, labels, annotations …) go to the revision, not the pod spec.
     """
-    component = {
-        "minReplicas",
-        "maxReplicas",
-        "scaleMetric",
-        "scaleMetricType",
-        "scaleTarget",
-        "containerConcurrency",
-        "timeout",
-        "labels",
-        "annotations",
-        "canaryTrafficPercent",
-        "logger",
-        "batcher",
-        "deploymentStrategy",
-        "autoScaling",
-        "storageUris",
-    }
-    spec = {k: copy.deepcopy(v) for k, v in isvc["spec"]["predictor"].items() if k not in component}
+    spec = {k: copy.deepcopy(v) for k, v in isvc["spec"]["predictor"].items() if k not in COMPONENT_FIELDS}
     containers = spec["containers"]
     if len(containers) == 1 and not containers[0].get("name"):
         containers[0]["name"] = "kserve-container"

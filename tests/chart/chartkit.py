@@ -152,8 +152,8 @@ def env(isvc: dict[str, Any]) -> dict[str, Any]:
     return {item["name"]: item.get("value", item.get("valueFrom")) for item in container(isvc)["env"]}
 
 
-# InferenceService predictor fields that are KServe's own, not PodSpec fields.
-_COMPONENT_FIELDS = {
+#: InferenceService predictor fields that are KServe's own (ComponentExtensionSpec), not PodSpec fields.
+COMPONENT_FIELDS = {
     "minReplicas",
     "maxReplicas",
     "scaleMetric",
@@ -175,6 +175,6 @@ _COMPONENT_FIELDS = {
 def predictor_pod(isvc: dict[str, Any]) -> dict[str, Any]:
     """The Pod an InferenceService's predictor becomes, for validation with the core PodSpec schema."""
     predictor = isvc["spec"]["predictor"]
-    spec = {key: value for key, value in predictor.items() if key not in _COMPONENT_FIELDS}
+    spec = {key: value for key, value in predictor.items() if key not in COMPONENT_FIELDS}
     metadata = {"name": f"{isvc['metadata']['name']}-predictor", "labels": predictor.get("labels", {})}
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
