@@ -4,18 +4,28 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["comma_list", "key_value", "non_negative_float", "positive_int", "user_counts"]
+__all__ = ["comma_list", "key_value", "non_negative_float", "non_negative_int", "positive_int", "user_counts"]
+
+
+def _int_at_least(text: str, minimum: int, expected: str) -> int:
+    """``text`` as an integer of at least ``minimum``; else "expected <expected>, got '<text>'"."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    return value
 
 
 def positive_int(text: str) -> int:
     """An integer of at least 1 (counts of requests, users, images, epochs)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+    return _int_at_least(text, 1, "a positive integer")
+
+
+def non_negative_int(text: str) -> int:
+    """An integer of at least 0 (counts where none is allowed, e.g. float layers kept)."""
+    return _int_at_least(text, 0, "an integer >= 0")
 
 
 def non_negative_float(text: str) -> float:

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from dr_cli.types import non_negative_float, positive_int
+from dr_cli.types import non_negative_float, non_negative_int, positive_int
 from serving.metadata import ModelMetadata
 
 __all__ = [
@@ -299,7 +299,7 @@ def register(model_subparsers: argparse._SubParsersAction) -> None:
     )
     int8.add_argument(
         "--max-float-layers",
-        type=_non_negative_int,
+        type=non_negative_int,
         metavar="K",
         help="keep at most K layers in float (default: as many as the guard needs)",
     )
@@ -313,16 +313,6 @@ def register(model_subparsers: argparse._SubParsersAction) -> None:
         "--seed", type=int, default=0, help="seed of the synthetic photos (default: %(default)s)"
     )
     parser.set_defaults(func=_run)
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -6,7 +6,14 @@ import argparse
 
 import pytest
 
-from dr_cli.types import comma_list, key_value, non_negative_float, positive_int, user_counts
+from dr_cli.types import (
+    comma_list,
+    key_value,
+    non_negative_float,
+    non_negative_int,
+    positive_int,
+    user_counts,
+)
 
 
 @pytest.mark.parametrize(
@@ -15,6 +22,16 @@ from dr_cli.types import comma_list, key_value, non_negative_float, positive_int
 def test_positive_int_rejects_what_is_not_a_count(text: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError, match=f"expected a positive integer, got {text!r}"):
         positive_int(text)
+
+
+@pytest.mark.parametrize("text", ["-1", "2.5", "many"], ids=["negative", "fraction", "word"])
+def test_non_negative_int_rejects_what_is_not_a_count_from_zero(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match=f"expected an integer >= 0, got '{text}'"):
+        non_negative_int(text)
+
+
+def test_non_negative_int_accepts_zero_and_counts() -> None:
+    assert [non_negative_int(text) for text in ("0", "4", "32")] == [0, 4, 32]
 
 
 def test_positive_int_accepts_counts() -> None:
