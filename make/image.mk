@@ -16,7 +16,7 @@ IMAGE_REGISTRY ?= 127.0.0.1:5000
 IMAGE_PLATFORMS ?= linux/amd64,linux/arm64
 IMAGE_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
-IMAGES_PY := $(PY) docker/images.py
+IMAGES_PY := $(PY) -m dr_image.images
 
 .PHONY: docker-engine
 docker-engine: setup ## Start dockerd (log in build/dockerd.log) unless a Docker engine already answers.
@@ -32,19 +32,19 @@ base-image-arm64: docker-engine qemu ## Build dr-serving/base:bookworm-arm64 (de
 
 .PHONY: requirements-image
 requirements-image: setup ## Regenerate docker/requirements-{full,lite}.txt from pyproject.toml and the lock.
-	@$(PY) docker/requirements.py
+	@$(PY) -m dr_image.requirements
 
 .PHONY: wheelhouse
 wheelhouse: setup ## Download the pinned runtime wheels of both flavours into build/wheelhouse/linux-<arch>.
-	@$(PY) docker/wheelhouse.py
+	@$(PY) -m dr_image.wheelhouse
 
 .PHONY: wheelhouse-arm64
 wheelhouse-arm64: setup ## Download the aarch64 wheels of both flavours into build/wheelhouse/linux-arm64.
-	@$(PY) docker/wheelhouse.py --arch arm64
+	@$(PY) -m dr_image.wheelhouse --arch arm64
 
 .PHONY: wheels-check-arm64
 wheels-check-arm64: setup ## Check, without building, that every runtime requirement has a linux/arm64 wheel.
-	@$(PY) docker/wheelhouse.py --arch arm64 --check
+	@$(PY) -m dr_image.wheelhouse --arch arm64 --check
 
 # Build IMAGE_FLAVOURS for arch $(1) (empty: the host's), converting the model for lite first.
 define build_images
@@ -66,7 +66,7 @@ image-arm64: docker-engine qemu ## Build dr-serving/predictor:<version>-{full,li
 
 .PHONY: image-multiarch
 image-multiarch: image image-arm64 ## Push both arches and one multi-arch index per flavour to IMAGE_REGISTRY (no buildx).
-	@$(PY) docker/multiarch.py --registry $(IMAGE_REGISTRY) $(foreach f,$(IMAGE_FLAVOURS),--flavour $(f))
+	@$(PY) -m dr_image.multiarch --registry $(IMAGE_REGISTRY) $(foreach f,$(IMAGE_FLAVOURS),--flavour $(f))
 
 .PHONY: image-multiarch-buildx
 image-multiarch-buildx: ## The same with docker buildx where it is installed (official base image, IMAGE_PLATFORMS).
@@ -95,8 +95,8 @@ image-test-arm64-full: setup system-deps ## Build the arm64 full image under QEM
 
 .PHONY: image-measure
 image-measure: image ## Print image sizes, start-to-first-prediction times and LiteRT vs SavedModel figures.
-	@$(PY) docker/measure.py
+	@$(PY) -m dr_image.measure
 
 .PHONY: image-measure-arm64
 image-measure-arm64: image-arm64 ## The same figures for the arm64 images (QEMU emulation, not Graviton performance).
-	@$(PY) docker/measure.py --arch arm64
+	@$(PY) -m dr_image.measure --arch arm64

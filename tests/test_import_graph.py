@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("dr_cli", "dr_deploy", "serving", "loadtest")
+PACKAGES = ("dr_cli", "dr_deploy", "dr_image", "serving", "loadtest")
 
 
 def _modules() -> dict[str, Path]:
@@ -147,3 +147,52 @@ def test_only_the_commands_module_of_an_area_imports_argparse(package: str) -> N
         if _runtime_imports_argparse(path)
     }
     assert users == {f"{package}/commands.py"}
+
+
+def _imported_names(path: Path) -> set[str]:
+    """Every module name ``path`` imports (absolute imports, at any depth)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names.add(node.module)
+    return names
+
+
+def _reaches_into_tests(path: Path) -> bool:
+    """Whether ``path`` imports a test module or puts ``tests/`` on ``sys.path``."""
+    text = path.read_text(encoding="utf-8")
+    imports_tests = any(
+        name.split(".")[0] in {"tests", "conftest", "containers"} for name in _imported_names(path)
+    )
+    return imports_tests or ("sys.path" in text and '"tests"' in text)
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_production_code_never_imports_test_code(package: str) -> None:
+    offenders = sorted(
+        path.relative_to(ROOT).as_posix()
+        for path in (ROOT / package).rglob("*.py")
+        if _reaches_into_tests(path)
+    )
+    assert not offenders, f"production modules reaching into tests/: {offenders}"
+
+
+def test_the_old_measure_script_would_be_caught(tmp_path: Path) -> None:
+    script = tmp_path / "measure.py"
+    script.write_text(
+        'import sys\nsys.path.insert(0, str(ROOT / "tests" / "image"))\nfrom containers import X\n'
+    )
+    assert _reaches_into_tests(script)
+
+
+def test_the_predictor_never_imports_the_image_tooling() -> None:
+    graph = _graph()
+    users = sorted(
+        name
+        for name in graph
+        if name.startswith(("serving", "dr_cli"))
+        and any(target.startswith("dr_image") for target in graph[name])
+    )
+    assert not users, f"the image ships serving/ and dr_cli/ only, but these import dr_image: {users}"

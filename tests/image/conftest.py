@@ -13,13 +13,15 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from containers import Container, load_images_module
+
+from dr_image import images
+from dr_image.containers import Container
 
 
 @pytest.fixture(scope="session")
 def images_module() -> ModuleType:
-    """``docker/images.py``, the build steps shared with ``make image``."""
-    return load_images_module()
+    """``dr_image.images``, the build steps shared with ``make image``."""
+    return images
 
 
 @pytest.fixture(scope="session")

@@ -7,9 +7,7 @@ slow to build and start under emulation: its test is marked ``arm64_full`` (`mak
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -17,8 +15,10 @@ from types import ModuleType
 import httpx
 import numpy as np
 import pytest
-from containers import ROOT, USER, Container, docker, free_port
 
+from dr_image import multiarch
+from dr_image.containers import ROOT, USER, Container, docker
+from serving.launcher import free_port
 from serving.zoo.synthetic import encode_image, make_fundus_image
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -98,21 +98,10 @@ def test_arm64_lite_agrees_with_amd64_lite(
     assert (arm.argmax(axis=1) == amd.argmax(axis=1)).all()
 
 
-def _load_multiarch() -> ModuleType:
-    sys.path.insert(0, str(ROOT / "docker"))
-    spec = importlib.util.spec_from_file_location("dr_docker_multiarch", ROOT / "docker" / "multiarch.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclass looks its module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_lite_publishes_as_one_multi_arch_index(
     built_images: dict[str, str], arm64_lite_image: str, tmp_path: Path
 ) -> None:
     """Both arches pushed to a local registry under one index; a pull for linux/arm64 gets the arm64 image."""
-    multiarch = _load_multiarch()
     registry = f"127.0.0.1:{free_port()}"
     sources = {"amd64": built_images["lite"], "arm64": arm64_lite_image}
     tag = multiarch.images.tag_for("lite").rsplit(":", 1)[1]

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from containers import Container, docker
 from prometheus_client.parser import text_string_to_metric_families
 
+from dr_image.containers import Container, docker
 from serving.metadata import DEFAULT_CLASS_NAMES
 from serving.zoo.synthetic import encode_image, make_fundus_image
 

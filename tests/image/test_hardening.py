@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 import pytest
-from containers import USER, docker
+
+from dr_image.containers import USER, docker
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 
@@ -10,21 +9,16 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from dr_image import requirements as dr_requirements
+from dr_image import wheelhouse
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"dr_docker_{name}", ROOT / "docker" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
 def requirements() -> ModuleType:
-    """``docker/requirements.py``."""
-    return _load("requirements")
+    """``dr_image/requirements.py``."""
+    return dr_requirements
 
 
 def _pins(flavour: str) -> list[Requirement]:
@@ -60,7 +54,6 @@ def test_flavours_carry_the_right_runtime() -> None:
 
 
 def test_wheelhouse_evaluates_markers_for_the_target_machine() -> None:
-    wheelhouse = _load("wheelhouse")
     arm = wheelhouse.requirements_for("full", "arm64")
     amd = wheelhouse.requirements_for("full", "amd64")
     assert any(line.startswith("tensorflow==") for line in arm)

@@ -1,11 +1,12 @@
-"""What each flavour bakes of a model folder (``docker/images.py::stage_model``); no Docker engine needed."""
+"""What each flavour bakes of a model folder (``dr_image.images.stage_model``); no engine needed."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from containers import load_images_module
+
+from dr_image import images as images_module
 
 FILES = (
     "saved_model.pb",
@@ -21,7 +22,7 @@ FILES = (
 @pytest.fixture
 def staged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """A model folder holding every file a converted and quantized model has, and a private bake folder."""
-    images = load_images_module()
+    images = images_module
     monkeypatch.setattr(images, "BAKE_DIR", tmp_path / "build" / "bake")
     monkeypatch.setattr(images, "ROOT", tmp_path)
     source = tmp_path / "models" / "mobilenet"

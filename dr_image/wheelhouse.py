@@ -1,12 +1,12 @@
 """Fill a wheelhouse for one target platform, or check that every pinned runtime requirement has a wheel.
 
-``python docker/wheelhouse.py --arch amd64`` downloads the wheels of both image flavours into
+``python -m dr_image.wheelhouse --arch amd64`` downloads the wheels of both image flavours into
 ``build/wheelhouse/linux-amd64`` (the Dockerfile installs them with ``pip install --no-index``); ``python
-docker/wheelhouse.py --arch arm64 --check`` downloads into a temporary folder only to prove that each
+dr_image/wheelhouse.py --arch arm64 --check`` downloads into a temporary folder only to prove that each
 requirement resolves to a manylinux aarch64 (or pure-Python) wheel, prints what it found and removes the
 folder.
 
-Requirement files are closures pinned by ``docker/requirements.py``, so pip runs with ``--no-deps``. pip
+Requirement files are closures pinned by ``dr_image/requirements.py``, so pip runs with ``--no-deps``. pip
 evaluates environment markers against the host, not ``--platform``, so the markers are evaluated here for the
 target first.
 """
@@ -22,6 +22,8 @@ import tempfile
 from pathlib import Path
 
 from packaging.requirements import Requirement
+
+from serving.metrics import normalise_arch
 
 ROOT = Path(__file__).resolve().parent.parent
 # Debian bookworm has glibc 2.36: any manylinux_2_17 .. manylinux_2_36 wheel runs in the image. pip does not
@@ -99,7 +101,7 @@ def _platform_tags(dest: Path) -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     """Fill ``build/wheelhouse/linux-ARCH`` or, with ``--check``, only prove every wheel exists."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    host = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), "amd64")
+    host = normalise_arch(platform.machine())
     parser.add_argument("--arch", choices=sorted(MACHINE), default=host, help="target (default: host)")
     parser.add_argument("--flavour", choices=FLAVOURS, action="append", help="flavour(s); default both")
     parser.add_argument("--check", action="store_true", help="download into a temporary folder and report")

@@ -1,4 +1,4 @@
-"""Run predictor containers the way the rendered chart runs them (image tests, ``docker/measure.py``).
+"""Run predictor containers the way the rendered chart runs them (image tests, ``dr_image.measure``, the lab).
 
 Same arguments and environment as the chart's InferenceService (``serve --model-dir=/mnt/models
 --model-name=... --http-port=8080 --backend=...``, ``DR_*``), uid 10001, read-only root with a tmpfs ``/tmp``,
@@ -9,34 +9,24 @@ only (or, when the engine runs without a bridge, the host network with a free po
 from __future__ import annotations
 
 import contextlib
-import functools
-import importlib.util
-import socket
 import subprocess
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[2]
+from dr_image import images
+from serving.client import build_request
+from serving.launcher import free_port
+
+ROOT = images.ROOT
 #: The smallest resource profile of the chart (values.yaml profiles.1Gi).
 SMALLEST_PROFILE = {"memory": "1g", "cpus": "0.5", "name": "1Gi"}
 #: The non-root uid:gid of the image and the chart (securityContext.runAsUser/runAsGroup).
 USER = "10001:10001"
 BACKEND = {"full": "savedmodel", "lite": "litert"}
-
-
-@functools.cache
-def load_images_module() -> ModuleType:
-    """Import ``docker/images.py`` (a script folder, not a package) as a module."""
-    spec = importlib.util.spec_from_file_location("dr_docker_images", ROOT / "docker" / "images.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def docker(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -46,13 +36,6 @@ def docker(*args: str, check: bool = True, timeout: float = 120) -> subprocess.C
         command = " ".join(args[:3])
         raise RuntimeError(f"docker {command} failed ({result.returncode}): {result.stderr.strip()}")
     return result
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def bridge_available() -> bool:
@@ -102,7 +85,7 @@ class Container:
         options = ["--name", self.name, "--user", USER, "--read-only", "--tmpfs", "/tmp:rw,size=256m"]
         options += ["--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
         options += ["--memory", self.profile["memory"], "--cpus", self.profile["cpus"]]
-        options += load_images_module().emulation_run_options(self.arch)
+        options += images.emulation_run_options(self.arch)
         env = {
             "DR_POOL": self.arch,
             "DR_ARCH": self.arch,
@@ -152,12 +135,10 @@ class Container:
         raise TimeoutError(f"{self.image} gave no prediction within {timeout:.0f} s:\n{self.logs()[-2000:]}")
 
     def predict(self, image: bytes, *, timeout: float = 60.0) -> httpx.Response:
-        """POST one raw JPEG to the V1 predict route."""
+        """POST one raw JPEG to the V1 predict route (built by the wire contract, ``serving.client``)."""
+        request = build_request("v1", self.model_name, image)
         return httpx.post(
-            f"{self.url}/v1/models/{self.model_name}:predict",
-            content=image,
-            headers={"Content-Type": "image/jpeg"},
-            timeout=timeout,
+            f"{self.url}{request.path}", content=request.body, headers=request.headers, timeout=timeout
         )
 
     def running(self) -> bool:

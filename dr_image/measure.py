@@ -1,6 +1,6 @@
 """Print the image figures: size on disk and compressed, start → first prediction, LiteRT vs SavedModel.
 
-    python docker/measure.py [--arch arm64] [--model-dir DIR] [--runs 3] [--cpus 0.5] [--no-compressed]
+    python -m dr_image.measure [--arch arm64] [--model-dir DIR] [--runs 3] [--cpus 0.5] [--no-compressed]
 
 Images must exist (``make image``, ``make image-arm64``). Each start is timed from ``docker run`` to the first
 200 answer to a raw JPEG, with the chart's arguments, read-only root, uid 10001 and the smallest profile's
@@ -20,10 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "image"))
+from dr_image import images as images_module
+from dr_image.containers import SMALLEST_PROFILE, Container
 
-from containers import SMALLEST_PROFILE, Container, load_images_module  # noqa: E402
+ROOT = images_module.ROOT
 
 
 def image_sizes(tag: str, *, compressed: bool) -> tuple[int, int | None]:
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     if source is None:
         print("Error: no MobileNet model found; run: make model (or pass --model-dir).", file=sys.stderr)
         return 1
-    images = load_images_module()
+    images = images_module
     images.start_engine()
     from serving.zoo.convert import convert_model
     from serving.zoo.synthetic import encode_image, make_fundus_image

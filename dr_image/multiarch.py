@@ -1,6 +1,6 @@
 """Publish a multi-arch predictor image without buildx: one image per arch, then an index naming both.
 
-    python docker/multiarch.py --registry 127.0.0.1:5000 [--flavour lite] [--flavour full]
+    python -m dr_image.multiarch --registry 127.0.0.1:5000 [--flavour lite] [--flavour full]
 
 For each flavour, the locally built ``dr-serving/predictor:<version>-<flavour>`` (amd64) and ``…-arm64`` are
 tagged ``REGISTRY/dr-serving/predictor:<version>-<flavour>-<arch>`` and pushed, then ``docker manifest
@@ -28,8 +28,7 @@ from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import images
+from dr_image import images
 
 REGISTRY_DIR = images.ROOT / "build" / "registry"
 LOCAL_HOSTS = ("127.0.0.1", "localhost")

@@ -1,9 +1,9 @@
 """Build the predictor images offline: start the Docker engine, make the base image and wheelhouse, build.
 
-    python docker/images.py engine                       # start dockerd unless an engine answers
-    python docker/images.py prepare                      # engine + debootstrap base image + host wheelhouse
-    python docker/images.py prepare --arch arm64         # the same for linux/arm64 (QEMU: make qemu)
-    python docker/images.py build --flavour lite [--arch arm64] [--model DIR] [--tag TAG] [--base IMG]
+    python -m dr_image.images engine                       # start dockerd unless an engine answers
+    python -m dr_image.images prepare                      # engine + debootstrap base image + host wheelhouse
+    python -m dr_image.images prepare --arch arm64         # the same for linux/arm64 (QEMU: make qemu)
+    python -m dr_image.images build --flavour lite [--arch arm64] [--model DIR] [--tag TAG] [--base IMG]
                                   [--no-wheelhouse]
 
 Used by make/image.mk and the image tests, so both build exactly the same way. Nothing is pulled from a
@@ -25,6 +25,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from serving.metrics import normalise_arch
 
 ROOT = Path(__file__).resolve().parent.parent
 REPOSITORY = "dr-serving/predictor"
@@ -62,8 +64,7 @@ def tag_for(flavour: str, *, suffix: str = "") -> str:
 
 def host_arch() -> str:
     """The host's architecture in Docker's words (``amd64`` / ``arm64``)."""
-    machine = platform.machine().lower()
-    return {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine, machine)
+    return normalise_arch(platform.machine())
 
 
 def emulated(arch: str) -> bool:
@@ -217,9 +218,9 @@ def ensure_wheelhouse(arch: str | None = None) -> Path:
     wanted = "".join((ROOT / "docker" / f"requirements-{f}.txt").read_text() for f in FLAVOURS)
     if stamp.is_file() and stamp.read_text() == wanted:
         return dest
-    script = str(ROOT / "docker" / "wheelhouse.py")
     _run(
-        [sys.executable, script, "--arch", arch or host_arch()], f"wheelhouse-{arch or host_arch()} download"
+        [sys.executable, "-m", "dr_image.wheelhouse", "--arch", arch or host_arch()],
+        f"wheelhouse-{arch or host_arch()} download",
     )
     stamp.write_text(wanted)
     return dest
