@@ -106,12 +106,12 @@ chart-lint: tools ## Lint the chart with the default values and every ci/*-value
 
 .PHONY: chart-docs
 chart-docs: setup ## Regenerate the chart README's values table from the comments in values.yaml.
-	@$(PY) scripts/chart_values_table.py
+	@$(PY) charts/tools/chart_values_table.py
 
 .PHONY: verify-pins
 verify-pins: ## (network) HTTP HEAD every release asset and chart version pinned in manifests/versions.env.
-	@$(PY) scripts/verify_pins.py
+	@$(PY) charts/tools/verify_pins.py
 
 .PHONY: chart-schemas
 chart-schemas: setup ## Regenerate tests/chart/schemas/crds.json from the upstream CRDs in ../shared/schemas.
-	@$(PY) scripts/compact_crd_schemas.py
+	@$(PY) charts/tools/compact_crd_schemas.py

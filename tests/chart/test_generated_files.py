@@ -15,7 +15,7 @@ SHARED_SCHEMAS = ROOT.parent / "shared" / "schemas"
 
 
 def _script(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, ROOT / "charts" / "tools" / f"{name}.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses look their module up here
@@ -89,4 +89,4 @@ def test_committed_compact_schemas_cover_the_rendered_kinds() -> None:
 def test_committed_compact_schemas_match_shared_upstream_crds() -> None:
     """tests/chart/schemas/crds.json equals what compact_crd_schemas.py derives from ../shared/schemas."""
     expected = compact_crds.render(compact_crds.build(SHARED_SCHEMAS))
-    assert Path(CRD_SCHEMAS).read_text() == expected, "stale: run python scripts/compact_crd_schemas.py"
+    assert Path(CRD_SCHEMAS).read_text() == expected, "stale: run python charts/tools/compact_crd_schemas.py"

@@ -1,5 +1,5 @@
-"""scripts/verify_pins.py offline: the URL templates name the assets upstream's release scripts publish, and
-the script, run for real against a local HTTP server, reports present and missing assets correctly."""
+"""charts/tools/verify_pins.py offline: the URL templates name the assets upstream's release scripts publish,
+and the script, run for real against a local HTTP server, reports present and missing assets correctly."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import ClassVar
 import pytest
 from chartkit import ROOT
 
-sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "charts" / "tools"))
 import verify_pins
 
 # (owner/repo, tag variable, asset) as upstream publishes them, each read at the pinned tag:
@@ -97,7 +97,7 @@ def test_script_reports_missing_assets_and_exits_1(release_server: tuple[str, se
     base, present = release_server
     paths = {url.replace("https://github.com", "") for url in verify_pins.pinned_urls().values()}
     present |= paths
-    script = [sys.executable, str(ROOT / "scripts" / "verify_pins.py"), "--base", base]
+    script = [sys.executable, str(ROOT / "charts" / "tools" / "verify_pins.py"), "--base", base]
     ok = subprocess.run(script, capture_output=True, text=True, timeout=60, check=False)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert ok.stdout.count("ok     ") == len(paths)
@@ -112,7 +112,7 @@ def test_script_reports_missing_assets_and_exits_1(release_server: tuple[str, se
 def test_verify_pins_is_a_make_target_outside_make_test() -> None:
     """`make verify-pins` runs the script; `make test` does not depend on it (it needs the network)."""
     cluster_mk = (ROOT / "make" / "cluster.mk").read_text()
-    assert "verify-pins:" in cluster_mk and "scripts/verify_pins.py" in cluster_mk
+    assert "verify-pins:" in cluster_mk and "charts/tools/verify_pins.py" in cluster_mk
     makefiles = "".join(p.read_text() for p in [ROOT / "Makefile", *Path(ROOT / "make").glob("*.mk")])
     test_rule = [line for line in makefiles.splitlines() if line.startswith("test:")]
     assert test_rule and all("verify-pins" not in line for line in test_rule)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from serving.launcher import PredictorProcess
 from serving.zoo.synthetic import encode_image, make_fundus_image
@@ -50,6 +51,21 @@ def client(predictor: PredictorProcess) -> Iterator[httpx.Client]:
     """An HTTP client for the session's predictor (no proxies from the environment)."""
     with httpx.Client(base_url=predictor.url, timeout=60.0, trust_env=False) as http:
         yield http
+
+
+@pytest.fixture(scope="session")
+def rejections(client: httpx.Client) -> Callable[[str], float]:
+    """``rejections(reason)``: the session predictor's ``dr_rejected_requests_total`` for that reason, now."""
+
+    def read(reason: str) -> float:
+        wanted = {"model": "mobilenet", "reason": reason}
+        for family in text_string_to_metric_families(client.get("/metrics").text):
+            for sample in family.samples:
+                if sample.name == "dr_rejected_requests_total" and sample.labels == wanted:
+                    return sample.value
+        return 0.0
+
+    return read
 
 
 @pytest.fixture(scope="session")

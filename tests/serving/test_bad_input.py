@@ -10,6 +10,7 @@ import base64
 import io
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -375,9 +376,13 @@ CASES = {
 
 @pytest.mark.parametrize("case", list(CASES.values()), ids=list(CASES))
 def test_bad_input_is_refused_cleanly(
-    case: Case, client: httpx.Client, predictor: PredictorProcess, fundus_jpegs: list[bytes]
+    rejections: Callable[[str], float],
+    case: Case,
+    client: httpx.Client,
+    predictor: PredictorProcess,
+    fundus_jpegs: list[bytes],
 ) -> None:
-    before = _rejections(client, case.reason)
+    before = rejections(case.reason)
     response = client.request(case.method, case.path, content=case.content or None, headers=case.headers)
     assert response.status_code == case.status, response.text
     assert response.headers["content-type"].startswith("application/json")
@@ -385,7 +390,7 @@ def test_bad_input_is_refused_cleanly(
     assert set(body) == {"error"}
     assert case.error in body["error"]
     assert "Traceback" not in body["error"] and "\n" not in body["error"]
-    assert _rejections(client, case.reason) == before + 1
+    assert rejections(case.reason) == before + 1
     # The server still answers a good request, and its log has no traceback and none of the payload.
     good = client.post(V1, content=fundus_jpegs[0], headers={"content-type": "image/jpeg"})
     assert good.status_code == 200
@@ -393,19 +398,6 @@ def test_bad_input_is_refused_cleanly(
     assert "Traceback" not in log
     assert SECRET.decode() not in log
     assert _b64_garbage[:24] not in log
-
-
-def _rejections(client: httpx.Client, reason: str) -> float:
-    from prometheus_client.parser import text_string_to_metric_families
-
-    for family in text_string_to_metric_families(client.get("/metrics").text):
-        for sample in family.samples:
-            if sample.name == "dr_rejected_requests_total" and sample.labels == {
-                "model": MODEL,
-                "reason": reason,
-            }:
-                return sample.value
-    return 0.0
 
 
 def test_every_rejection_is_logged_as_one_line(client: httpx.Client, predictor: PredictorProcess) -> None:

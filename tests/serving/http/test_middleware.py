@@ -11,12 +11,11 @@ import logging
 import select
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from serving.http.middleware import ReadinessGate, RequestGuard, body_limit
 from serving.launcher import PredictorProcess
@@ -25,17 +24,6 @@ from serving.metrics import REJECTED_REQUESTS
 from serving.shutdown import DrainState
 
 MODEL = "mobilenet"
-
-
-def _rejections(client: httpx.Client, reason: str) -> float:
-    for family in text_string_to_metric_families(client.get("/metrics").text):
-        for sample in family.samples:
-            if sample.name == "dr_rejected_requests_total" and sample.labels == {
-                "model": MODEL,
-                "reason": reason,
-            }:
-                return sample.value
-    return 0.0
 
 
 def _connect(predictor: PredictorProcess) -> socket.socket:
@@ -98,16 +86,21 @@ def _send_chunked_until_answered(sock: socket.socket, head: bytes, *, total: int
     ids=["sagemaker-raw", "v1-raw", "v2-json"],
 )
 def test_a_chunked_body_is_refused_as_soon_as_it_passes_the_route_limit(
-    predictor: PredictorProcess, client: httpx.Client, path: str, content_type: str, limit: int
+    rejections: Callable[[str], float],
+    predictor: PredictorProcess,
+    client: httpx.Client,
+    path: str,
+    content_type: str,
+    limit: int,
 ) -> None:
-    before = _rejections(client, "too_many_bytes")
+    before = rejections("too_many_bytes")
     with _connect(predictor) as sock:
         sent, answer = _send_chunked_until_answered(sock, _head(path, content_type), total=limit + 30_000_000)
     assert _status(answer) == 413, answer[:300]
     assert f"at most {limit} bytes".encode() in answer
     # The server stopped reading near the limit (socket buffers hold a few MB), never the whole 30 MB more.
     assert sent < limit + 8_000_000, sent
-    assert _rejections(client, "too_many_bytes") == before + 1
+    assert rejections("too_many_bytes") == before + 1
 
 
 def test_a_declared_length_over_the_limit_is_refused_before_the_body(
@@ -119,8 +112,10 @@ def test_a_declared_length_over_the_limit_is_refused_before_the_body(
     assert _status(answer) == 413 and b"at most 2000000 bytes, got 900000000 bytes" in answer
 
 
-def test_a_body_that_stalls_is_refused_with_408(predictor: PredictorProcess, client: httpx.Client) -> None:
-    before = _rejections(client, "body_timeout")
+def test_a_body_that_stalls_is_refused_with_408(
+    rejections: Callable[[str], float], predictor: PredictorProcess, client: httpx.Client
+) -> None:
+    before = rejections("body_timeout")
     with _connect(predictor) as sock:
         started = time.monotonic()
         sock.sendall(_head(length=5000))
@@ -129,7 +124,7 @@ def test_a_body_that_stalls_is_refused_with_408(predictor: PredictorProcess, cli
         waited = time.monotonic() - started
     assert _status(answer) == 408 and b"within 2 s, got 1000 bytes" in answer
     assert 1.5 < waited < 8
-    assert _rejections(client, "body_timeout") == before + 1
+    assert rejections("body_timeout") == before + 1
 
 
 @pytest.fixture
@@ -149,15 +144,18 @@ def held_requests(predictor: PredictorProcess) -> Iterator[list[socket.socket]]:
 
 
 def test_more_requests_than_the_in_flight_limit_get_503_while_probes_still_answer(
-    held_requests: list[socket.socket], client: httpx.Client, fundus_jpegs: list[bytes]
+    rejections: Callable[[str], float],
+    held_requests: list[socket.socket],
+    client: httpx.Client,
+    fundus_jpegs: list[bytes],
 ) -> None:
-    before = _rejections(client, "overloaded")
+    before = rejections("overloaded")
     refused = client.post("/invocations", content=fundus_jpegs[0], headers={"content-type": "image/jpeg"})
     assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
     assert "at most 6 requests in flight" in refused.json()["error"]
     assert client.get("/ping").status_code == 200
     assert client.get("/v2/health/ready").status_code == 200
-    assert _rejections(client, "overloaded") == before + 1
+    assert rejections("overloaded") == before + 1
     # The held requests time out (408) and free their places.
     for sock in held_requests:
         assert _status(_answer(sock)) == 408
@@ -166,17 +164,17 @@ def test_more_requests_than_the_in_flight_limit_get_503_while_probes_still_answe
 
 
 def test_a_client_that_leaves_mid_upload_is_one_quiet_499_line(
-    predictor: PredictorProcess, client: httpx.Client
+    rejections: Callable[[str], float], predictor: PredictorProcess, client: httpx.Client
 ) -> None:
-    before = _rejections(client, "client_disconnected")
+    before = rejections("client_disconnected")
     with _connect(predictor) as sock:
         sock.sendall(_head(length=100000))
         sock.sendall(b"\xff\xd8" + b"\0" * 5000)
         time.sleep(0.2)
     deadline = time.monotonic() + 5
-    while _rejections(client, "client_disconnected") == before and time.monotonic() < deadline:
+    while rejections("client_disconnected") == before and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _rejections(client, "client_disconnected") == before + 1
+    assert rejections("client_disconnected") == before + 1
     log = predictor.log_text()
     lines = [line for line in log.splitlines() if "(client_disconnected)" in line]
     assert lines and "with 499" in lines[-1] and " INFO " in lines[-1]

@@ -4,8 +4,8 @@ Each documented key has a comment line ``# <dotted.path> -- <description>`` abov
 that follow, up to the key, continue the description, and ``# ref: <url>`` lines become links. The table
 sits between the markers ``<!-- values-table:start -->`` and ``<!-- values-table:end -->`` in the README.
 
-    python scripts/chart_values_table.py           # rewrite the table in the README
-    python scripts/chart_values_table.py --check   # exit 1 when the README table is stale
+    python charts/tools/chart_values_table.py           # rewrite the table in the README
+    python charts/tools/chart_values_table.py --check   # exit 1 when the README table is stale
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "dr-serving"
 START, END = "<!-- values-table:start -->", "<!-- values-table:end -->"
 _HEADER = re.compile(r"^\s*#\s*(?P<path>[A-Za-z0-9_.]+) -- (?P<text>.+)$")
@@ -130,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     updated = update_readme(readme.read_text(), render_table(values_text))
     if args.check:
         if readme.read_text() != updated:
-            print(f"Error: {readme} is stale; run: python scripts/chart_values_table.py", file=sys.stderr)
+            hint = "run: python charts/tools/chart_values_table.py"
+            print(f"Error: {readme} is stale; {hint}", file=sys.stderr)
             return 1
         print(f"{readme} is up to date")
         return 0

@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 VERSIONS = ROOT / "manifests" / "versions.env"
 INSTALLER = ROOT / "manifests" / "install-addons.sh"
 CHART_ARCHIVE = (

@@ -1,6 +1,6 @@
 """Cost of ``:explain`` against ``:predict`` on one served model, measured in one interleaved run.
 
-Usage: ``python scripts/explain_cost.py MODEL_DIR [ROUNDS]``. Starts the predictor on 127.0.0.1, sends
+Usage: ``python -m serving.explain_cost MODEL_DIR [ROUNDS]``. Starts the predictor on 127.0.0.1, sends
 ``ROUNDS`` raw JPEG ``:predict`` requests before any explanation (the explainer not loaded), then ``ROUNDS``
 rounds of one ``:predict`` followed by one ``:explain`` (sequential, so they never compete for the CPU), and
 prints the medians: server prediction time and client latency of ``:predict`` before and after, and the
@@ -15,6 +15,7 @@ import time
 
 import httpx
 
+from serving.client import build_request
 from serving.launcher import PredictorProcess
 from serving.zoo.synthetic import encode_image, make_fundus_image
 
@@ -22,7 +23,7 @@ from serving.zoo.synthetic import encode_image, make_fundus_image
 def main(model_dir: str, rounds: int = 30) -> None:
     """Measure and print."""
     photo = encode_image(make_fundus_image(2, size=448, seed=5), "JPEG")
-    headers = {"content-type": "image/jpeg"}
+    headers = build_request("v1", "m", photo).headers
     with (
         PredictorProcess(model_dir, model_name="m") as process,
         httpx.Client(base_url=process.url, timeout=120.0, trust_env=False) as http,
