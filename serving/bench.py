@@ -47,6 +47,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from serving.client import HEADER_PREDICTION_MS
 from serving.closed_loop import closed_loop
 from serving.peaks import litert_peak_gops, matmul_peak_gflops
 from serving.timing import percentile
@@ -371,7 +372,7 @@ def _served(
                 )
             if index >= warmup:
                 end_to_end.append(elapsed)
-                prediction.append(float(response.getheader("x-dr-prediction-ms", "nan")))
+                prediction.append(float(response.getheader(HEADER_PREDICTION_MS, "nan")))
         client.close()
         load = []
         for count in connections:

@@ -42,6 +42,7 @@ __all__ = [
     "HEADER_PREDICTION_MS",
     "HEADER_QUEUE_MS",
     "HEADER_SERVER_MS",
+    "HEADER_UNGRADABLE",
     "LABEL_HEADERS",
     "PROTOCOLS",
     "TIMING_HEADERS",
@@ -70,6 +71,8 @@ HEADER_ARCH = "X-DR-Arch"
 HEADER_INSTANCE_TYPE = "X-DR-Instance-Type"
 HEADER_MODE = "X-DR-Mode"
 HEADER_NODE = "X-DR-Node"
+HEADER_UNGRADABLE = "X-DR-Ungradable"
+"""Why a photo graded under ``DR_GRADABILITY=flag`` looked ungradable (comma-separated reasons)."""
 
 #: Header of the V2 binary tensor extension: byte length of the JSON that starts the body.
 V2_BINARY_HEADER = "Inference-Header-Content-Length"

@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from PIL import Image
 
+from serving.client import HEADER_UNGRADABLE
+
 __all__ = [
     "ENVIRONMENT",
     "HEADER",
@@ -43,7 +45,7 @@ __all__ = [
 #: What the server does with an ungradable photo: refuse (422), grade with ``gradable: false``, or not look.
 POLICIES = ("reject", "flag", "off")
 #: Response header listing the reason codes of the flagged images (policy ``flag``), comma-separated.
-HEADER = "X-DR-Ungradable"
+HEADER = HEADER_UNGRADABLE
 #: Environment variable of the policy (the ``--gradability`` flag wins).
 ENVIRONMENT = "DR_GRADABILITY"
 #: Default policy: a screening program retakes an ungradable photo while the patient is still there.
