@@ -165,25 +165,16 @@ def train_synthetic(
         print(f">> training {model.name} for {epochs} epoch(s) of {len(batches)} steps", flush=True)
     model.fit(batches, epochs=epochs, verbose=verbose)
     _recalibrate_batch_norm(model, train_x, scaling=metadata.scaling, batch_size=batch_size, seed=seed)
-    train_accuracy = _accuracy(
-        model, train_x[:validation_images], train_y[:validation_images], scaling=metadata.scaling
-    )
-    validation_accuracy = _accuracy(model, val_x, val_y, scaling=metadata.scaling)
-    result = TrainingResult(
-        train_images=images,
-        validation_images=validation_images,
+    return _evaluate(
+        model,
+        (train_x[:validation_images], train_y[:validation_images]),
+        (val_x, val_y),
+        scaling=metadata.scaling,
+        images=images,
         epochs=epochs,
-        train_accuracy=train_accuracy,
-        validation_accuracy=validation_accuracy,
-        seconds=time.perf_counter() - started,
+        started=started,
+        verbose=verbose,
     )
-    if verbose:
-        print(
-            f">> accuracy (inference mode): train {train_accuracy:.1%}, held-out {validation_accuracy:.1%} "
-            f"(chance 20%), {result.seconds:.0f} s",
-            flush=True,
-        )
-    return result
 
 
 def train_head(
@@ -265,13 +256,35 @@ def train_head(
     if verbose:
         print(f">> training the head for {epochs} epoch(s) on cached features", flush=True)
     head_model.fit(train_f, train_y, epochs=epochs, batch_size=batch_size, verbose=0)
-    train_accuracy = _accuracy(
-        model, train_x[:validation_images], train_y[:validation_images], scaling=scaling
+    return _evaluate(
+        model,
+        (train_x[:validation_images], train_y[:validation_images]),
+        (val_x, val_y),
+        scaling=scaling,
+        images=images,
+        epochs=epochs,
+        started=started,
+        verbose=verbose,
     )
-    validation_accuracy = _accuracy(model, val_x, val_y, scaling=scaling)
+
+
+def _evaluate(
+    model: keras.Model,
+    train: tuple[np.ndarray, np.ndarray],
+    held_out: tuple[np.ndarray, np.ndarray],
+    *,
+    scaling: str,
+    images: int,
+    epochs: int,
+    started: float,
+    verbose: int,
+) -> TrainingResult:
+    """Inference-mode accuracy on a held-out-sized slice of the training photos and on the held-out ones."""
+    train_accuracy = _accuracy(model, *train, scaling=scaling)
+    validation_accuracy = _accuracy(model, *held_out, scaling=scaling)
     result = TrainingResult(
         train_images=images,
-        validation_images=validation_images,
+        validation_images=len(held_out[0]),
         epochs=epochs,
         train_accuracy=train_accuracy,
         validation_accuracy=validation_accuracy,
