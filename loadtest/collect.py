@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import tarfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from kubernetes import client
+    from kubernetes.client.rest import ApiException
 
 __all__ = [
     "MASTER_COMPONENT",
@@ -69,34 +71,87 @@ def master_pod(api: client.ApiClient, namespace: str, release: str) -> str:
 
 
 def exec_in_pod(api: client.ApiClient, namespace: str, pod: str, command: list[str]) -> str:
-    """Run ``command`` in the pod's first container over the exec API; its stdout (errors raise)."""
-    from kubernetes import client as k8s
-    from kubernetes.stream import stream
+    """Run ``command`` in the pod's first container over the exec API; its stdout (errors raise).
 
-    response = stream(
-        k8s.CoreV1Api(api).connect_get_namespaced_pod_exec,
-        pod,
-        namespace,
-        command=command,
-        stderr=True,
-        stdin=False,
-        stdout=True,
-        tty=False,
-        _preload_content=False,
-    )
-    stdout, stderr = [], []
-    while response.is_open():
-        response.update(timeout=5)
-        if response.peek_stdout():
-            stdout.append(response.read_stdout())
-        if response.peek_stderr():
-            stderr.append(response.read_stderr())
-    response.close()
-    if response.returncode:
-        raise RuntimeError(
-            f"{command[0]} in pod {pod} failed: {''.join(stderr).strip() or response.returncode}"
+    The client's websocket speaks ``v5.channel.k8s.io`` / ``v4.channel.k8s.io`` (kubernetes
+    ``stream/ws_client.py:33-41``): every frame's first byte names the channel (1 stdout, 2 stderr, 3 the
+    command's final ``Status``). The status is read here rather than through ``returncode``, which expects an
+    exit-code cause and raises on the ``InternalError`` a runtime answers when the executable is missing
+    (kubelet ``cri/streaming/remotecommand/exec.go:45-80``).
+    """
+    from kubernetes import client as k8s
+    from kubernetes.client.rest import ApiException
+    from kubernetes.stream import stream
+    from kubernetes.stream.ws_client import ERROR_CHANNEL
+
+    try:
+        response = stream(
+            k8s.CoreV1Api(api).connect_get_namespaced_pod_exec,
+            pod,
+            namespace,
+            command=command,
+            stderr=True,
+            stdin=False,
+            stdout=True,
+            tty=False,
+            _preload_content=False,
         )
+    except ApiException as exc:
+        raise RuntimeError(
+            f"Could not exec into pod {pod} in namespace {namespace!r}: {_refusal(exc)}"
+        ) from exc
+    stdout, stderr = [], []
+    try:
+        while response.is_open():
+            response.update(timeout=5)
+            if response.peek_stdout():
+                stdout.append(response.read_stdout())
+            if response.peek_stderr():
+                stderr.append(response.read_stderr())
+        status_text = response.read_channel(ERROR_CHANNEL)
+    finally:
+        response.close()
+        # When the server closed first, websocket-client's close() returns early (websocket/_core.py:557 in
+        # 1.9.2) and leaves the TCP socket open: shut it down here.
+        response.sock.shutdown()
+    _check_status(status_text, command, pod, "".join(stderr).strip())
     return "".join(stdout)
+
+
+def _refusal(exc: ApiException) -> str:
+    """The API server's words for a refused exec upgrade, from websocket-client's handshake error.
+
+    The client wraps ``Handshake status <code> <reason> -+-+- <headers> -+-+- <body>`` (websocket-client
+    ``_handshake.py:174``) in an ``ApiException`` without a status; the body is the server's ``Status``.
+    """
+    text = str(exc.reason)
+    head, _, rest = text.partition(" -+-+- ")
+    body = rest.rpartition(" -+-+- ")[2]
+    start, end = body.find("{"), body.rfind("}")
+    try:
+        message = json.loads(body[start : end + 1]).get("message") if start >= 0 else None
+    except ValueError:
+        message = None
+    head = head.removeprefix("Handshake status ")
+    hint = "; exec needs the 'create' verb on pods/exec" if head.startswith("403") else ""
+    return f"{head}: {message}{hint}" if message else f"{text}{hint}"
+
+
+def _check_status(text: str, command: list[str], pod: str, stderr: str) -> None:
+    """Raise with the command's stderr (or the runtime's message) unless the ``Status`` says Success."""
+    if not text:
+        raise RuntimeError(f"The exec stream of pod {pod} closed before {command[0]} reported how it ended.")
+    try:
+        status = json.loads(text)
+    except ValueError as exc:
+        raise RuntimeError(f"The exec stream of pod {pod} ended with an unreadable status: {text!r}") from exc
+    if status.get("status") == "Success":
+        return
+    causes = (status.get("details") or {}).get("causes") or []
+    codes = [c.get("message") for c in causes if c.get("reason") == "ExitCode"]
+    if status.get("reason") == "NonZeroExitCode" and codes:
+        raise RuntimeError(f"{command[0]} in pod {pod} exited with {codes[0]}: {stderr or 'no stderr'}")
+    raise RuntimeError(f"{command[0]} could not run in pod {pod}: {status.get('message') or text}")
 
 
 def extract_runs(encoded: str, out: Path) -> Path:

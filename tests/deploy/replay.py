@@ -44,9 +44,11 @@ class Replay:
         )
 
 
-def api_with(routes: dict[tuple[str, str], list[str]]) -> tuple[client.ApiClient, Replay]:
-    """A real ApiClient for https://127.0.0.1:6443 whose transport replays ``routes``."""
-    configuration = client.Configuration(host="https://127.0.0.1:6443")
+def api_with(
+    routes: dict[tuple[str, str], list[str]], *, host: str = "https://127.0.0.1:6443"
+) -> tuple[client.ApiClient, Replay]:
+    """A real ApiClient for ``host`` whose REST transport replays ``routes`` (websockets go to ``host``)."""
+    configuration = client.Configuration(host=host)
     api = client.ApiClient(configuration)
     replay = Replay(routes)
     api.rest_client.pool_manager = replay
