@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from kserve import Model
+from kserve.model import Model
 
 from serving.backends import Backend, describe_model, load_backend
 from serving.client import (

@@ -25,8 +25,9 @@ import inspect
 from typing import Any
 
 import uvicorn
-from kserve import ModelServer, model_server
+from kserve import model_server
 from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING
+from kserve.model_server import ModelServer
 from kserve.protocol.rest.server import RESTServer
 
 from serving.http.errors import install_error_handlers
