@@ -8,11 +8,13 @@ patched. Exit codes: 0 success, 1 runtime failure, 2 bad usage.
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 from typing import Any
 
 from dr_cli.errors import CliError
 from dr_cli.types import comma_list, non_negative_float, positive_int, user_counts
+from loadtest.incluster import CONFIG_DIR
 from loadtest.launch import find_run_dir, run_campaign_process
 from loadtest.protocols import PROTOCOLS
 from loadtest.scenarios import SCENARIOS
@@ -156,6 +158,18 @@ def register(subparsers: Any) -> None:
     collect.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
     collect.add_argument("--context", help="kubeconfig context")
     collect.set_defaults(func=_collect_command)
+    in_cluster = lab_commands.add_parser(
+        "in-cluster",
+        help="inside the chart's load-test master pod: run the campaign its ConfigMap describes",
+    )
+    in_cluster.add_argument(
+        "--scenario", choices=SCENARIOS, help="run this scenario (without the ConfigMap's flags)"
+    )
+    in_cluster.add_argument("--config", default=str(CONFIG_DIR), help="folder of the mounted ConfigMap")
+    in_cluster.add_argument(
+        "flags", nargs=argparse.REMAINDER, help="after --: more `lab run` flags (override)"
+    )
+    in_cluster.set_defaults(func=_in_cluster_command)
     demo = subparsers.add_parser(
         "demo", help="build the default model, serve it and run the published warm-up"
     )
@@ -257,6 +271,21 @@ def _collect_command(options: argparse.Namespace) -> int:
         raise CliError(str(exc), code=1) from exc
     print(f"Run folder: {run_dir}")
     return 0
+
+
+def _in_cluster_command(options: argparse.Namespace) -> int:
+    from loadtest.incluster import campaign_argv
+
+    flags = options.flags[1:] if options.flags[:1] == ["--"] else options.flags
+    try:
+        argv = campaign_argv(Path(options.config), scenario=options.scenario, flags=flags)
+    except RuntimeError as exc:
+        raise CliError(str(exc), code=1) from exc
+    print(">> dr-serving " + shlex.join(argv), flush=True)
+    parser = argparse.ArgumentParser(prog="dr-serving")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
 
 
 def _demo_command(options: argparse.Namespace) -> int:

@@ -29,9 +29,9 @@ run: setup ## Build (or reuse) the default model, serve it on 127.0.0.1, run the
 LOADTEST_IN_CLUSTER ?=
 # Worker processes `make loadtest` starts on this machine (0: one Locust process; see --workers).
 LAB_WORKERS ?= 0
-# In-cluster campaign: the master pod reads scenario, workers, pool and flags from the chart's ConfigMap; SCENARIO and
-# LAB_ARGS given here replace the scenario and extend the flags.
-LOADTEST_CONFIG = /etc/dr-serving/loadtest
+# In-cluster campaign: the master pod reads scenario, workers, pool and flags from the chart's ConfigMap
+# (python -m serving lab in-cluster; the image has no shell); SCENARIO given here replaces the scenario and its flags,
+# LAB_ARGS extend them.
 LOADTEST_MASTER_SELECTOR = app.kubernetes.io/instance=$(RELEASE),app.kubernetes.io/component=loadtest-master
 
 .PHONY: loadtest
@@ -41,11 +41,8 @@ loadtest: setup tools ## Run SCENARIO against the deployment: locally (LAB_WORKE
 	  --field-selector=status.phase=Running -o name | head -n 1)"; \
 	if [ -z "$$master" ]; then echo "Error: no running load-test master ($(LOADTEST_MASTER_SELECTOR)) in $(NAMESPACE); deploy with DEPLOY_ARGS='--set loadtest.enabled=true'." >&2; exit 2; fi; \
 	echo ">> campaign in $$master (namespace $(NAMESPACE)), workers from the loadtest worker Deployment"; \
-	"$(KUBECTL)" -n $(NAMESPACE) exec "$$master" -- sh -c 'c=$(LOADTEST_CONFIG); \
-	  exec python -m serving lab run $(if $(filter command line,$(origin SCENARIO)),$(SCENARIO),"$$(cat $$c/scenario)") \
-	  --targets $$c/targets.yaml --workers "$$(cat $$c/workers)" --external-workers --master-bind 0.0.0.0 \
-	  --master-port "$$(cat $$c/masterPort)" --generator-pool "$$(cat $$c/pool)" --out /runs --no-prometheus $(LAB_PROMETHEUS) \
-	  $$(cat $$c/args) $(LAB_ARGS)'
+	"$(KUBECTL)" -n $(NAMESPACE) exec "$$master" -- python -m serving lab in-cluster \
+	  $(if $(filter command line,$(origin SCENARIO)),--scenario $(SCENARIO)) -- $(LAB_PROMETHEUS) $(LAB_ARGS)
 	@$(DR) lab collect latest --release $(RELEASE) --namespace $(NAMESPACE) --out $(RUNS_DIR)
 else
 loadtest: setup ## Run SCENARIO against the deployment: locally (LAB_WORKERS=N local workers) or, with LOADTEST_IN_CLUSTER=1, on the chart's in-cluster Locust master + workers, then collect the run folder.
