@@ -596,6 +596,10 @@ def _bench_model(
                 "referable_agreement",
                 "max_abs_diff",
                 "float_layers",
+                "search",
+                "head_float_layers",
+                "tail_float_layers",
+                "speed_ratio",
             )
         }
     return result

@@ -15,7 +15,17 @@ from serving.imaging import decode_image
 from serving.limits import Limits
 from serving.metadata import ModelMetadata
 from serving.preprocess import preprocess_image
-from serving.zoo.quantize import Guard, _counts_to_try, agreement, photos_from_dir
+from serving.zoo.quantize import (
+    Guard,
+    _counts_to_try,
+    _debugger,
+    _layers,
+    _smallest_passing,
+    agreement,
+    disagreements,
+    photos_from_dir,
+    synthetic_photos,
+)
 from serving.zoo.synthetic import encode_image, make_fundus_image
 
 
@@ -61,6 +71,41 @@ def test_float_layer_counts_double_up_to_the_limit() -> None:
     assert list(_counts_to_try(8)) == [1, 2, 4, 8]
 
 
+def test_the_smallest_passing_size_is_found_by_doubling_then_bisecting() -> None:
+    tried: list[int] = []
+
+    def at_least_six(size: int) -> bool:
+        tried.append(size)
+        return size >= 6
+
+    assert _smallest_passing([0, 1, 2, 4, 8, 16], at_least_six) == 6
+    assert tried == [0, 1, 2, 4, 8, 6, 5]
+    assert _smallest_passing([1, 2, 4], lambda size: True) == 1
+    assert _smallest_passing([0, 1, 2], lambda size: False) is None
+
+
+def test_disagreements_carry_the_float_models_margin() -> None:
+    reference = np.array([[0.5, 0.45, 0.05, 0, 0], [0.1, 0.1, 0.8, 0, 0]], dtype=np.float32)
+    candidate = np.array([[0.45, 0.5, 0.05, 0, 0], [0.1, 0.1, 0.8, 0, 0]], dtype=np.float32)
+    assert disagreements(reference, candidate) == [
+        {"photo": 0, "float_grade": 0, "int8_grade": 1, "float_margin": pytest.approx(0.05, abs=1e-4)}
+    ]
+    assert disagreements(reference, reference) == []
+
+
+def test_layers_come_in_graph_order_with_the_classifier_tail(model_copy: Path) -> None:
+    metadata = ModelMetadata.load(model_copy)
+    assert metadata is not None
+    _, debugger = _debugger(model_copy, metadata.signature, synthetic_photos(metadata, samples=2, seed=0))
+    layers = _layers(debugger)
+    assert "conv1" in layers.order[0] and "conv_dw_1" in layers.order[1]  # the input end first
+    # The classifier tail: the global pool, the three dense layers and the softmax, after conv_pw_13.
+    assert "conv_pw_13" in layers.order[-len(layers.tail) - 1]
+    assert layers.tail == layers.order[-5:]
+    assert "global_average_pooling" in layers.tail[0] and "probabilities" in layers.tail[3]
+    assert sorted(layers.ranked) == sorted(layers.order)
+
+
 def test_calibration_photos_are_prepared_as_the_server_prepares_them(
     model_copy: Path, photo_dir: Path, tmp_path: Path
 ) -> None:
@@ -104,6 +149,13 @@ def test_int8_from_user_photos_meets_the_guard_and_is_recorded(
     kept = len(report["float_layers"])
     assert any(a["passed"] and a["float_layers"] == kept for a in report["attempts"])
     assert len(report["float_layers"]) <= report["ranked_layers"]
+    assert report["search"] in ("int8", "islands", "ranked")
+    if report["search"] == "islands":
+        assert kept == report["head_float_layers"] + report["tail_float_layers"]
+    assert len(report["disagreements"]) == round((1 - report["grade_agreement"]) * 40)
+    assert all(
+        0 <= d["float_margin"] <= 1 and d["float_grade"] != d["int8_grade"] for d in report["disagreements"]
+    )
     assert report["int8_ms"] > 0 and report["fp32_ms"] > 0
     assert report["speed_ratio"] == pytest.approx(report["int8_ms"] / report["fp32_ms"], rel=0.01)
     assert tflite.stat().st_size == report["tflite_bytes"] < 0.5 * report["fp32_tflite_bytes"]
