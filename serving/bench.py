@@ -18,7 +18,8 @@ For each model (``MODEL_ROOT/<name>``; built when missing, its ``model.tflite`` 
 - **load**: closed-loop throughput at 1, 4, 16, 64 connections (req/s, p50, p99, errors) against the offline
   batch-1 throughput of the same backend (1000 / its bare mean ms);
 - **micro-batching**: in-process callers at 1, 16, 64 at once, served by one inference thread (as the server
-  does) or by ``serving.micro_batch.MicroBatcher`` (batches of up to 8 gathered within 2 ms);
+  does) or by ``serving.micro_batch.MicroBatcher`` (batches of up to 8, no added wait), the two in turn over
+  three rounds, and whether it meets the issue's rule for wiring it (``micro_batching_pays``);
 - **peaks**: bf16 — TensorFlow bfloat16 matmul; fp32 — TensorFlow matmul, numpy with
   ``OPENBLAS_CORETYPE=SkylakeX`` (numpy's bundled OpenBLAS runs at half speed on AVX-512 machines without it)
   and a LiteRT fully connected layer; int8 — the same LiteRT layer quantized to int8 (XNNPACK's int8 GEMM).
@@ -58,6 +59,7 @@ __all__ = [
     "TARGETS",
     "litert_peak_gops",
     "matmul_peak_gflops",
+    "micro_batching_pays",
     "percentile",
     "register",
     "run",
@@ -81,6 +83,10 @@ TARGETS = {
     "errors_at_64_max": 0,
 }
 _MICRO_BATCH = 8
+#: Concurrent callers of the micro-batching measurement, and the issue's rule for wiring it into the server.
+MICRO_BATCH_CALLERS = (1, 16, 64)
+MICRO_BATCH_MIN_GAIN = 1.2
+MICRO_BATCH_MAX_P50_MS = 1.0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -107,6 +113,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--variants",
         default=",".join(BARE_VARIANTS),
         help=f"Variants to measure, among {','.join(BARE_VARIANTS)}.",
+    )
+    parser.add_argument(
+        "--gradability",
+        choices=("reject", "flag", "off"),
+        help="Ungradable-photo gate of the served variants (default: the server's, reject); 'off' shows what "
+        "the gate costs under load.",
     )
     parser.add_argument("--out", help="JSON file to write (default: runs/bench-<UTC time>.json).")
     parser.set_defaults(func=run)
@@ -301,8 +313,13 @@ def _callers(predict: Callable[[Any], Any], image: Any, *, callers: int, calls: 
     return len(latencies) / (time.perf_counter() - started), percentile(latencies, 50)
 
 
-def _micro_batching(variant: _Variant, *, images: int) -> list[dict[str, Any]]:
-    """Calls/s and p50 at 1, 16 and 64 callers: one inference thread (as served) vs micro-batched."""
+def _micro_batching(variant: _Variant, *, images: int, rounds: int = 3) -> list[dict[str, Any]]:
+    """Calls/s and p50 at 1, 16 and 64 callers, one inference thread (as served) and micro-batched, in turn.
+
+    The batcher never waits (``max_wait_s=0``: a batch is what queued during the previous call), so a lone
+    caller pays only the hand-over. Each figure is the median over ``rounds`` rounds; within a round the two
+    ways alternate which goes first.
+    """
     from serving.micro_batch import MicroBatcher
 
     lock = threading.Lock()
@@ -311,26 +328,47 @@ def _micro_batching(variant: _Variant, *, images: int) -> list[dict[str, Any]]:
         with lock:
             return variant.backend.predict(image)
 
-    batcher = MicroBatcher(variant.backend, max_batch=_MICRO_BATCH, max_wait_s=0.002)
-    rows = []
+    batcher = MicroBatcher(variant.backend, max_batch=_MICRO_BATCH, max_wait_s=0)
+    ways: dict[str, Callable[[Any], Any]] = {"direct": serialized, "batched": batcher.predict}
+    measured: dict[tuple[int, str], list[tuple[float, float]]] = {}
     try:
-        for callers in (1, 16, 64):
-            calls = max(2, images // callers)
-            direct = _callers(serialized, variant.image, callers=callers, calls=calls)
-            batched = _callers(batcher.predict, variant.image, callers=callers, calls=calls)
-            rows.append(
-                {
-                    "callers": callers,
-                    "direct_per_s": round(direct[0], 2),
-                    "batched_per_s": round(batched[0], 2),
-                    "gain": round(batched[0] / direct[0], 3),
-                    "direct_p50_ms": round(direct[1], 3),
-                    "batched_p50_ms": round(batched[1], 3),
-                }
-            )
+        for round_index in range(rounds):
+            for callers in MICRO_BATCH_CALLERS:
+                calls = max(2, images // callers)
+                order = list(ways) if round_index % 2 == 0 else list(reversed(ways))
+                for way in order:
+                    figures = _callers(ways[way], variant.image, callers=callers, calls=calls)
+                    measured.setdefault((callers, way), []).append(figures)
     finally:
         batcher.close()
+    rows = []
+    for callers in MICRO_BATCH_CALLERS:
+        direct, batched = measured[(callers, "direct")], measured[(callers, "batched")]
+        direct_rate = statistics.median(rate for rate, _ in direct)
+        batched_rate = statistics.median(rate for rate, _ in batched)
+        direct_p50 = statistics.median(p50 for _, p50 in direct)
+        batched_p50 = statistics.median(p50 for _, p50 in batched)
+        rows.append(
+            {
+                "callers": callers,
+                "direct_per_s": round(direct_rate, 2),
+                "batched_per_s": round(batched_rate, 2),
+                "gain": round(batched_rate / direct_rate, 3),
+                "direct_p50_ms": round(direct_p50, 3),
+                "batched_p50_ms": round(batched_p50, 3),
+            }
+        )
     return rows
+
+
+def micro_batching_pays(rows: list[dict[str, Any]]) -> bool:
+    """The issue's rule: ≥ 20 % more calls/s at 16 and at 64 callers, p50 at 1 caller ≤ 1 ms worse."""
+    by_callers = {row["callers"]: row for row in rows}
+    one = by_callers[1]
+    return (
+        all(by_callers[callers]["gain"] >= MICRO_BATCH_MIN_GAIN for callers in (16, 64))
+        and one["batched_p50_ms"] - one["direct_p50_ms"] <= MICRO_BATCH_MAX_P50_MS
+    )
 
 
 # ---------------------------------------------------------------------------------------------- served
@@ -352,8 +390,12 @@ def _served(
     connections: list[int],
     seconds: float,
 ) -> dict[str, Any]:
+    import psutil
+
+    from serving.client import HEADER_DECODE_MS, HEADER_QUEUE_MS
     from serving.launcher import PredictorProcess
 
+    phases = {"decode": HEADER_DECODE_MS, "queue": HEADER_QUEUE_MS, "prediction": HEADER_PREDICTION_MS}
     jpeg = _jpeg()
     path, headers = f"/v1/models/{name}:predict", {"content-type": "image/jpeg"}
     with PredictorProcess(model_dir, model_name=name, extra_args=flags) as process:
@@ -375,11 +417,19 @@ def _served(
                 prediction.append(float(response.getheader(HEADER_PREDICTION_MS, "nan")))
         client.close()
         load = []
+        server = psutil.Process(process.pid)
         for count in connections:
             print(f">> {name}: {count} connection(s) for {seconds:g} s", flush=True)
+            cpu_before = sum(server.cpu_times()[:2])
             result = closed_loop(
-                process.host, process.port, path, jpeg, headers, connections=count, seconds=seconds
+                *(process.host, process.port, path, jpeg, headers),
+                connections=count,
+                seconds=seconds,
+                phases=tuple(phases.values()),
             )
+            # The server's CPU time (all threads) over the whole run, per answer of the run.
+            cpu_ms = (sum(server.cpu_times()[:2]) - cpu_before) * 1000
+            answered = result.answered_in_run
             load.append(
                 {
                     "connections": count,
@@ -388,6 +438,8 @@ def _served(
                     "p99_ms": round(result.p99_ms, 2),
                     "requests": result.requests,
                     "errors": result.errors,
+                    "server_cpu_ms_per_request": round(cpu_ms / answered, 2) if answered else None,
+                    **{f"{phase}_ms": round(result.phases_ms[header], 2) for phase, header in phases.items()},
                 }
             )
     return {
@@ -453,6 +505,7 @@ def run(args: argparse.Namespace) -> int:
             "litert_fc_int8": round(lite["int8"], 1),
         },
         "requests": args.requests,
+        "gradability": args.gradability or "reject (server default)",
         "targets": TARGETS,
         "models": {},
     }
@@ -470,6 +523,7 @@ def run(args: argparse.Namespace) -> int:
                 gflops=ARCHITECTURES[name].gflops,
                 peaks=peaks,
                 workdir=Path(workdir),
+                gradability=args.gradability,
             )
     results["machine"]["load_average_after"] = [round(value, 2) for value in os.getloadavg()]
     out = Path(args.out) if args.out else Path("runs") / f"bench-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
@@ -534,6 +588,7 @@ def _bench_model(
     gflops: float,
     peaks: dict[str, float],
     workdir: Path,
+    gradability: str | None = None,
 ) -> dict[str, Any]:
     print(f">> {name}: bare batch-1 calls, {', '.join(variants)} in turn", flush=True)
     made, skipped, children = _variants(model_dir, variants, name, workdir)
@@ -562,6 +617,8 @@ def _bench_model(
         if variant.backend is not None:
             print(f">> {name}: micro-batching {variant.name} (1, 16, 64 callers)", flush=True)
             micro[variant.name] = _micro_batching(variant, images=max(16, requests))
+            verdict = "pays" if micro_batching_pays(micro[variant.name]) else "does not pay"
+            print(f">> {name}: micro-batching {variant.name} {verdict} (≥ 1.2× at 16 and 64, ≤ +1 ms at 1)")
     del made
     gc.collect()
     result: dict[str, Any] = {
@@ -570,6 +627,7 @@ def _bench_model(
         "bare": bare,
         "skipped": skipped,
         "micro_batching": micro,
+        "micro_batching_pays": {variant: micro_batching_pays(rows) for variant, rows in micro.items()},
         "served": {},
     }
     for variant, flags in SERVED_VARIANTS.items():
@@ -579,7 +637,7 @@ def _bench_model(
         result["served"][variant] = _served(
             name,
             model_dir,
-            flags,
+            (*flags, *(("--gradability", gradability) if gradability else ())),
             requests=requests,
             warmup=warmup,
             connections=connections,
@@ -665,6 +723,10 @@ def _tables(results: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
                         "errors": row["errors"],
                         "offline_batch1_per_s": round(offline, 2),
                         "over_offline": _ratio(row["per_second"], offline),
+                        "server_cpu_ms": row.get("server_cpu_ms_per_request"),
+                        "decode_ms": row.get("decode_ms"),
+                        "queue_ms": row.get("queue_ms"),
+                        "prediction_ms": row.get("prediction_ms"),
                     }
                 )
     return {"bare": bare_rows, "micro_batching": micro_rows, "served": served_rows, "load": load_rows}
@@ -684,9 +746,11 @@ def _print(results: dict[str, Any], tables: dict[str, list[dict[str, Any]]]) -> 
     )
     titles = {
         "bare": "bare batch-1, variants interleaved in one process",
-        "micro_batching": f"in-process callers: one inference thread vs batches of <= {_MICRO_BATCH} in 2 ms",
+        "micro_batching": (
+            f"in-process callers: one inference thread vs batches of <= {_MICRO_BATCH} (no wait), interleaved"
+        ),
         "served": "served (V1 raw JPEG, one keep-alive connection)",
-        "load": "closed loop, V1 raw JPEG",
+        "load": "closed loop, V1 raw JPEG (server CPU per answer; mean decode+gate, queue, prediction ms)",
     }
     for key, rows in tables.items():
         if not rows:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dr_cli.main import main
-from serving.bench import BARE_VARIANTS, SERVED_VARIANTS, percentile
+from serving.bench import BARE_VARIANTS, SERVED_VARIANTS, micro_batching_pays, percentile
 
 
 def test_percentile_interpolates() -> None:
@@ -23,6 +23,21 @@ def test_percentile_interpolates() -> None:
 def test_percentile_of_nothing() -> None:
     with pytest.raises(ValueError, match="got none"):
         percentile([], 50)
+
+
+def _micro_rows(gain16: float, gain64: float, direct: float, batched: float) -> list[dict[str, float]]:
+    return [
+        {"callers": 1, "gain": 1.0, "direct_p50_ms": direct, "batched_p50_ms": batched},
+        {"callers": 16, "gain": gain16, "direct_p50_ms": 50.0, "batched_p50_ms": 40.0},
+        {"callers": 64, "gain": gain64, "direct_p50_ms": 200.0, "batched_p50_ms": 150.0},
+    ]
+
+
+def test_micro_batching_pays_only_with_20_percent_at_16_and_64_and_at_most_1_ms_at_1() -> None:
+    assert micro_batching_pays(_micro_rows(1.2, 1.5, 10.0, 11.0))
+    assert not micro_batching_pays(_micro_rows(1.19, 1.5, 10.0, 10.0))  # too little at 16
+    assert not micro_batching_pays(_micro_rows(1.5, 1.05, 10.0, 10.0))  # too little at 64
+    assert not micro_batching_pays(_micro_rows(1.5, 1.5, 10.0, 11.2))  # a lone caller waits longer
 
 
 @pytest.mark.parametrize(
@@ -71,6 +86,7 @@ def test_a_short_run_measures_every_variant_bare_served_and_under_load(
     for rows in mobilenet["micro_batching"].values():
         assert [row["callers"] for row in rows] == [1, 16, 64]
         assert all(row["direct_per_s"] > 0 and row["batched_per_s"] > 0 for row in rows)
+    assert set(mobilenet["micro_batching_pays"]) == set(mobilenet["micro_batching"])
     assert set(mobilenet["served"]) == set(SERVED_VARIANTS)
     for served in mobilenet["served"].values():
         assert 0 < served["prediction_ms_p50"] <= served["end_to_end_ms"]["p50"]
