@@ -26,10 +26,6 @@ _LIMIT_HELP = {
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``dr-serving serve`` to the root parser; every KServe flag still works."""
-    from serving.deferred import defer_package_init
-
-    # The predictor needs KServe's model server, not the Kubernetes client its __init__ imports (deferred.py).
-    defer_package_init("kserve")
     from kserve import model_server
 
     from serving.backends import BACKEND_KINDS, PRECISIONS

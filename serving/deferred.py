@@ -4,12 +4,13 @@
 (``.api.kserve_client`` → ``kubernetes``, ``requests``, OAuth, websockets), the OpenAPI client and ~100
 generated ``kserve.models`` classes. The predictor uses none of them: it imports submodules
 (``kserve.model``, ``kserve.model_server``, ``kserve.protocol…``) and no submodule on that path reads a name
-of the package's own namespace. ``defer_package_init("kserve")`` therefore puts the package into
-``sys.modules`` without running its ``__init__`` (submodules import as usual through its ``__path__``) and
-gives it a module ``__getattr__`` (PEP 562): the first access to a name that is not a submodule
-(``kserve.Model``, ``from kserve import KServeClient``) runs the real ``__init__`` in the package's namespace
-and answers from it, so every name KServe exports still works, just later. ``importlib.util.LazyLoader``
-cannot do this on Python 3.11: the import statement reads a lazy module's ``__spec__``, which executes it.
+of the package's own namespace. ``defer_package_init("kserve")``, run by ``serving/__init__``, therefore
+puts the package into ``sys.modules`` without running its ``__init__`` (submodules import through its
+``__path__``) and gives it a module ``__getattr__`` (PEP 562): the first access to a name that is not a
+submodule (``kserve.Model``, ``from kserve import KServeClient``) runs the real ``__init__`` in the
+package's namespace and answers from it, so every name KServe exports still works, just later.
+``importlib.util.LazyLoader`` cannot do this on Python 3.11: the import statement reads a lazy module's
+``__spec__``, which executes it.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ __all__ = ["defer_package_init", "init_deferred"]
 
 
 def defer_package_init(name: str) -> bool:
-    """Register package ``name`` without running its ``__init__``; False if it is already imported."""
+    """Register package ``name`` without running its ``__init__``; False if imported or not installed."""
     if name in sys.modules:
         return False
     spec = importlib.util.find_spec(name)
-    if spec is None or spec.loader is None or spec.submodule_search_locations is None:
+    if spec is None:
+        return False
+    if spec.loader is None or spec.submodule_search_locations is None:
         raise ValueError(f"Expected an importable package, got {name!r}.")
     module = importlib.util.module_from_spec(spec)
 

@@ -60,3 +60,34 @@ def test_wheelhouse_evaluates_markers_for_the_target_machine() -> None:
     assert not any(line.startswith("tensorflow-cpu") for line in arm)
     assert any(line.startswith("tensorflow-cpu==") for line in amd)
     assert all(";" not in line for line in arm + amd)
+
+
+def _pruned(flavour: str) -> set[str]:
+    lines = (ROOT / "docker" / "prune" / f"{flavour}.txt").read_text().splitlines()
+    names = (line.split("#", 1)[0].strip() for line in lines)
+    return {canonicalize_name(name) for name in names if name}
+
+
+@pytest.mark.parametrize("flavour", ["full", "lite"])
+def test_pruned_distributions_are_installed_first_and_none_is_on_the_serving_path(flavour: str) -> None:
+    """docker/prune/<flavour>.txt names only pinned distributions, none importing what a predictor loads."""
+    import importlib.metadata as md
+
+    from tests.serving.test_coldstart import ALLOWED_AT_READY, FORBIDDEN_AT_READY
+
+    pruned = _pruned(flavour)
+    pinned = {canonicalize_name(req.name) for req in _pins(flavour)}
+    assert pruned and pruned <= pinned, f"not in requirements-{flavour}.txt: {sorted(pruned - pinned)}"
+    provides = {
+        module: {canonicalize_name(dist) for dist in dists}
+        for module, dists in md.packages_distributions().items()
+    }
+    # A module loaded at ready and pruned would break the start, unless its importer treats it as optional:
+    # grpc/__init__ imports grpc_tools inside `try: ... except ImportError`.
+    optional = {"grpc_tools"}
+    on_path = {module for module in ALLOWED_AT_READY - optional if provides.get(module, set()) & pruned}
+    assert on_path == set(), f"pruned from the {flavour} image but loaded at ready: {sorted(on_path)}"
+    assert {"kubernetes", "grpcio-tools"} <= pruned
+    assert {"kubernetes", "requests", "cryptography"} <= {
+        dist for module in FORBIDDEN_AT_READY for dist in provides.get(module, set())
+    }
