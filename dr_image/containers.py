@@ -55,6 +55,8 @@ class Container:
     model_dir: str = "/mnt/models"
     env: dict[str, str] = field(default_factory=dict)
     profile: dict[str, str] = field(default_factory=lambda: dict(SMALLEST_PROFILE))
+    #: Extra writable bind mounts, ``{host path: container path}`` (``dr_image.coldstart``'s report folder).
+    mounts: dict[Path, str] = field(default_factory=dict)
     name: str = field(default_factory=lambda: f"dr-test-{uuid.uuid4().hex[:10]}")
     port: int = 0
     started_at: float = 0.0
@@ -101,6 +103,8 @@ class Container:
             options += ["--env", f"{key}={value}"]
         if self.model_mount is not None:
             options += ["--volume", f"{self.model_mount}:/mnt/models:ro"]
+        for host, inside in self.mounts.items():
+            options += ["--volume", f"{host}:{inside}:rw"]
         if bridge_available():
             options += ["--publish", f"127.0.0.1:{self.port}:8080"]
             http_port = 8080

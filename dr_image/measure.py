@@ -1,11 +1,14 @@
 """Print the image figures: size on disk and compressed, start → first prediction, LiteRT vs SavedModel.
 
     python -m dr_image.measure [--arch arm64] [--model-dir DIR] [--runs 3] [--cpus 0.5] [--no-compressed]
+                               [--cold-start-cpus 0.5,1,2] [--cold-start-runs 5]
 
 Images must exist (``make image``, ``make image-arm64``). Each start is timed from ``docker run`` to the first
 200 answer to a raw JPEG, with the chart's arguments, read-only root, uid 10001 and the smallest profile's
 limits (median of runs). The LiteRT/SavedModel rows time batch-1 calls of both backends in this process
-(median of 50 after warm-up; host arch only). A foreign arch runs under QEMU: its times say so.
+(median of 50 after warm-up; host arch only). A foreign arch runs under QEMU: its times say so. Host arch
+only, then: each image's layers on disk and gzip-compressed (``dr_image.layers``) and the container cold
+start per phase and CPU limit with the estimated Knative cold start (``dr_image.coldstart``).
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from dr_image import coldstart
 from dr_image import images as images_module
 from dr_image.containers import SMALLEST_PROFILE, Container
+from dr_image.layers import layer_sizes, print_layers
 
 ROOT = images_module.ROOT
 
@@ -82,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="container starts per flavour (median)")
     parser.add_argument("--cpus", default=SMALLEST_PROFILE["cpus"], help="CPU limit of each container")
     parser.add_argument("--no-compressed", action="store_true", help="skip docker save | gzip")
+    parser.add_argument(
+        "--cold-start-cpus", default="0.5,1,2", help="CPU limits of the cold-start section ('' skips it)"
+    )
+    parser.add_argument("--cold-start-runs", type=int, default=5, help="cold starts per flavour and limit")
     args = parser.parse_args(argv)
     candidates = (ROOT / "models" / "mobilenet", ROOT / "models" / "test" / "mobilenet")
     source = args.model_dir or next((p for p in candidates if p.is_dir()), None)
@@ -129,7 +138,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{label:42s} {ms:7.2f} ms")
         print(f"LiteRT vs SavedModel agreement: max |Δp| {report.max_abs_diff:.2g}, "
               f"grades {report.grade_agreement:.0%} on {report.samples} synthetic photos")  # fmt: skip
-    return 0
+    present = [f for f in ("lite", "full") if images.image_exists(images.arch_tag(f, arch))]
+    if args.no_compressed or not present:
+        return 0
+    print()
+    for flavour in present:
+        tag = images.arch_tag(flavour, arch)
+        print_layers(tag, layer_sizes(tag))
+    if not args.cold_start_cpus:
+        return 0
+    cold = ["--flavours", ",".join(present), "--cpus", args.cold_start_cpus]
+    return coldstart.main([*cold, "--runs", str(args.cold_start_runs), "--model-dir", str(source)])
 
 
 if __name__ == "__main__":

@@ -94,8 +94,12 @@ image-test-arm64-full: setup system-deps ## Build the arm64 full image under QEM
 	@cat build/reports/arm64-emulation.json
 
 .PHONY: image-measure
-image-measure: image ## Print image sizes, start-to-first-prediction times and LiteRT vs SavedModel figures.
+image-measure: image ## Print image sizes (per layer, gzip), start times, cold start per phase and CPU limit, LiteRT vs SavedModel.
 	@$(PY) -m dr_image.measure
+
+.PHONY: image-cold-start
+image-cold-start: image ## Container cold start per phase at 0.5/1/2 CPUs (median of 5) and the estimated Knative cold start.
+	@$(PY) -m dr_image.coldstart
 
 .PHONY: image-measure-arm64
 image-measure-arm64: image-arm64 ## The same figures for the arm64 images (QEMU emulation, not Graviton performance).
