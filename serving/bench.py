@@ -122,6 +122,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", help="JSON file to write (default: runs/bench-<UTC time>.json).")
     parser.set_defaults(func=run)
+    # `dr-serving bench cold-start`: the start-up measurement next to the throughput one (serving.coldstart;
+    # `dr-serving cold-start` stays its alias). Without a measurement name, bench runs as before.
+    from serving import coldstart
+
+    coldstart.register(parser.add_subparsers(dest="measurement", metavar="MEASUREMENT"))
 
 
 # ------------------------------------------------------------------------------------------------ bare

@@ -6,7 +6,9 @@ listens), polls ``/v2/health/ready`` every 10 ms and sends one photo to ``/v1/mo
 Phases (medians of ``--runs``): spawn → process start (interpreter exec), → imports done, → model loaded,
 → ready (listening and answering ready), → first answer. One more run with ``PYTHONPROFILEIMPORTTIME=1``
 (``python -X importtime``) gives the import profile: self time summed per top-level package, the 15
-largest. Process level only: the container variant (pull, container start, CPU limits) is not measured.
+largest. Process level: the container variant (container start, CPU limits, pull, the Knative estimate) is
+``python -m dr_image.coldstart`` (``make image-cold-start``; the image does not ship the image tooling).
+Also run as ``dr-serving bench cold-start``.
 """
 
 from __future__ import annotations
@@ -168,7 +170,7 @@ def print_table(result: dict[str, Any]) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``dr-serving cold-start``."""
+    """Add ``dr-serving cold-start`` (also ``dr-serving bench cold-start``, see ``serving.bench``)."""
     parser = subparsers.add_parser(
         "cold-start",
         help="Measure a predictor's start (spawn to first answer) per backend, with an import profile.",

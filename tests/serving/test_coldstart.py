@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from serving.coldstart import PHASES, import_profile, measure_once, phases
 from serving.zoo.synthetic import encode_image, make_fundus_image
 
@@ -82,3 +84,22 @@ def test_a_real_cold_start_has_ordered_phases_and_only_the_pinned_imports(mobile
     )
     assert "serving.backends.litert" in once["modules"]
     assert not any(name.startswith(("kserve.api", "kserve.models.")) for name in once["modules"])
+
+
+def test_bench_cold_start_is_the_cold_start_command_and_bench_alone_is_unchanged(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``dr-serving bench cold-start`` and its alias ``dr-serving cold-start`` parse to the same run."""
+    from dr_cli.main import build_parser, main
+    from serving import bench, coldstart
+
+    words = ["--runs", "3", "--backends", "litert", "--model-dir", "m"]
+    nested = build_parser("bench").parse_args(["bench", "cold-start", *words])
+    alias = build_parser("cold-start").parse_args(["cold-start", *words])
+    assert nested.func is alias.func is coldstart.run
+    for name in ("runs", "backends", "model_dir", "model_name", "out"):
+        assert getattr(nested, name) == getattr(alias, name)
+    plain = build_parser("bench").parse_args(["bench", "--models", "mobilenet"])
+    assert plain.func is bench.run and plain.models == "mobilenet" and plain.measurement is None
+    assert main(["bench", "cold-start", "--runs", "0", "--backends", "litert"]) == 1
+    assert capsys.readouterr().err.strip() == "Error: Expected --runs of 1 or more, got 0."
