@@ -57,6 +57,8 @@ class Container:
     profile: dict[str, str] = field(default_factory=lambda: dict(SMALLEST_PROFILE))
     #: Extra writable bind mounts, ``{host path: container path}`` (``dr_image.coldstart``'s report folder).
     mounts: dict[Path, str] = field(default_factory=dict)
+    #: Flags after the chart's (the route tests' ``--max-image-pixels``).
+    extra_args: tuple[str, ...] = ()
     name: str = field(default_factory=lambda: f"dr-test-{uuid.uuid4().hex[:10]}")
     port: int = 0
     started_at: float = 0.0
@@ -79,6 +81,7 @@ class Container:
             f"--model-name={self.model_name}",
             f"--http-port={http_port}",
             f"--backend={self.backend}",
+            *self.extra_args,
         ]
 
     def start(self) -> Container:

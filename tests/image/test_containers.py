@@ -206,10 +206,22 @@ def test_lite_image_has_no_tensorflow(built_images: dict[str, str]) -> None:
         "import importlib.util, sys, glob; "
         "found = [m for m in ('tensorflow', 'keras', 'tf_keras') if importlib.util.find_spec(m)]; "
         "found += glob.glob('/opt/venv/lib/python3*/site-packages/tensorflow*'); "
-        "import ai_edge_litert.interpreter, kserve; print(found)"
+        "import serving, ai_edge_litert.interpreter, kserve.model_server; print(found)"
     )
     answer = docker("run", "--rm", "--entrypoint", "python", built_images["lite"], "-c", probe)
     assert answer.stdout.strip() == "[]"
+
+
+def test_lite_image_has_no_kubernetes_client_and_says_so(built_images: dict[str, str]) -> None:
+    """docker/prune/lite.txt removed KServe's Kubernetes client: using it fails naming what is missing."""
+    probe = (
+        "import importlib.util, serving, kserve\n"
+        "pruned = ('kubernetes', 'requests', 'grpc_tools', 'setuptools', 'cryptography', 'aiohttp')\n"
+        "print(sorted(m for m in pruned if importlib.util.find_spec(m)))\n"
+        "try:\n    kserve.KServeClient\nexcept ModuleNotFoundError as exc:\n    print(exc.name)"
+    )
+    answer = docker("run", "--rm", "--entrypoint", "python", built_images["lite"], "-c", probe)
+    assert answer.stdout.split() == ["[]", "requests"]
 
 
 @pytest.mark.parametrize("flavour", ["lite", "full"])

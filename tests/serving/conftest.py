@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -31,9 +33,77 @@ PREDICTOR_ENV = {
 PREDICTOR_ARGS = ("--max-image-pixels=20000000",)
 
 
+#: Set to an image tag to run the route tests against a container of that image instead of this checkout
+#: (``DR_TEST_IMAGE=dr-serving/predictor:0.1.0-lite-test pytest tests/serving/test_server.py ...``): the lite
+#: image then proves that what it left out is used by no route.
+TEST_IMAGE_ENV = "DR_TEST_IMAGE"
+#: Read once at import: the autouse ``_clean_environment`` fixture strips ``DR_*`` from every test.
+TEST_IMAGE = os.environ.get(TEST_IMAGE_ENV, "")
+
+
+class ImagePredictor:
+    """The session predictor as a container of ``DR_TEST_IMAGE``: the attributes the route tests read."""
+
+    host = "127.0.0.1"
+
+    def __init__(self, container: Any) -> None:
+        self.container = container
+        self.backend = container.backend
+
+    @property
+    def port(self) -> int:
+        return int(self.container.port)
+
+    @property
+    def url(self) -> str:
+        return str(self.container.url)
+
+    def log_text(self) -> str:
+        return str(self.container.logs())
+
+
+def _image_predictor(image: str, mobilenet_dir: Path, workdir: Path) -> Iterator[ImagePredictor]:
+    """A container of ``image`` with the session's environment and flags, the model mounted read-only."""
+    import shutil
+    import stat
+    import subprocess
+
+    from dr_image.containers import Container
+    from serving.zoo.convert import convert_model
+
+    labels = ["docker", "image", "inspect", "-f", '{{index .Config.Labels "io.dr-serving.flavour"}}', image]
+    flavour = subprocess.run(labels, capture_output=True, text=True, check=True).stdout.strip()
+    model = workdir / "mobilenet"
+    shutil.copytree(mobilenet_dir, model, ignore=shutil.ignore_patterns("model.tflite*", "model.int8*"))
+    if flavour == "lite":
+        convert_model(model, samples=4)
+    for path in [workdir, model, *model.rglob("*")]:
+        path.chmod(path.stat().st_mode | stat.S_IROTH | (stat.S_IXOTH if path.is_dir() else 0))
+    container = Container(
+        image=image,
+        flavour=flavour,
+        model_mount=model,
+        env=dict(PREDICTOR_ENV),
+        profile={"memory": "2g", "cpus": "2", "name": "2Gi"},
+        extra_args=PREDICTOR_ARGS,
+    )
+    with container:
+        container.wait_ready(timeout=240)
+        yield ImagePredictor(container)
+
+
+@pytest.fixture(scope="session")
+def served_backend(predictor: Any) -> str:
+    """The backend the session predictor serves with (``savedmodel`` here, the image's with DR_TEST_IMAGE)."""
+    return str(getattr(predictor, "backend", "savedmodel"))
+
+
 @pytest.fixture(scope="session")
 def predictor(mobilenet_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PredictorProcess]:
     """``dr-serving serve`` on the synthetic-trained MobileNet, 127.0.0.1, a free port; stopped at the end."""
+    if TEST_IMAGE:
+        yield from _image_predictor(TEST_IMAGE, mobilenet_dir, tmp_path_factory.mktemp("image-predictor"))  # type: ignore[misc]
+        return
     log_path = tmp_path_factory.mktemp("predictor") / "predictor.log"
     process = PredictorProcess(
         mobilenet_dir, model_name="mobilenet", env=PREDICTOR_ENV, extra_args=PREDICTOR_ARGS, log_path=log_path

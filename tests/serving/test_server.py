@@ -107,7 +107,10 @@ def test_v2_metadata_describes_inputs_and_outputs(client: httpx.Client) -> None:
 
 
 def test_v1_raw_jpeg_matches_the_model_and_sets_headers(
-    client: httpx.Client, fundus_jpegs: list[bytes], reference: tuple[ModelMetadata, object]
+    client: httpx.Client,
+    fundus_jpegs: list[bytes],
+    reference: tuple[ModelMetadata, object],
+    served_backend: str,
 ) -> None:
     response = client.post(V1, content=fundus_jpegs[2], headers={"content-type": "image/jpeg"})
     assert response.status_code == 200
@@ -118,7 +121,7 @@ def test_v1_raw_jpeg_matches_the_model_and_sets_headers(
     )
     headers = response.headers
     assert headers["x-dr-model"] == MODEL
-    assert headers["x-dr-backend"] == "savedmodel"
+    assert headers["x-dr-backend"] == served_backend
     assert headers["x-dr-pool"] == "test-pool"
     assert headers["x-dr-instance-type"] == "test.large"
     assert headers["x-dr-mode"] == "local"
@@ -309,9 +312,7 @@ def test_preprocessed_png_is_the_model_input(
 # -- metrics ------------------------------------------------------------------------------------------------
 
 
-def test_metrics_count_exactly(
-    client: httpx.Client, fundus_jpegs: list[bytes], predictor: PredictorProcess
-) -> None:
+def test_metrics_count_exactly(client: httpx.Client, fundus_jpegs: list[bytes], served_backend: str) -> None:
     node = {
         "pool": "test-pool",
         "arch": client.get("/ping").headers.get("x-dr-arch", ""),
@@ -335,7 +336,7 @@ def test_metrics_count_exactly(
     for g in {grade, *batch_grades}:
         expected = (g == grade) + batch_grades.count(g)
         assert delta("dr_predictions_total", model=MODEL, grade=g) == expected
-    labels = {"model": MODEL, "backend": "savedmodel", **node}
+    labels = {"model": MODEL, "backend": served_backend, **node}
     assert delta("dr_inference_batch_seconds_count", **labels) == 2
     assert delta("dr_inference_image_seconds_count", **labels) == 4
     assert delta("dr_batch_size_count", model=MODEL) == 2
@@ -350,10 +351,10 @@ def test_metrics_count_exactly(
     )
     for name in ("X-DR-Body-Ms", "X-DR-Decode-Ms", "X-DR-Queue-Ms", "X-DR-Postprocess-Ms"):
         assert float(response.headers[name]) >= 0
-    info = {"model": MODEL, "backend": "savedmodel", "architecture": "mobilenet", "mode": "local", **node}
+    info = {"model": MODEL, "backend": served_backend, "architecture": "mobilenet", "mode": "local", **node}
     assert _value(after, "dr_model_info", **info) == 1
-    load = _value(after, "dr_model_load_seconds", model=MODEL, backend="savedmodel")
-    startup = _value(after, "dr_startup_seconds", model=MODEL, backend="savedmodel")
+    load = _value(after, "dr_model_load_seconds", model=MODEL, backend=served_backend)
+    startup = _value(after, "dr_startup_seconds", model=MODEL, backend=served_backend)
     assert 0 < load <= startup < 600
 
 

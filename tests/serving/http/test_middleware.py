@@ -22,6 +22,7 @@ from serving.launcher import PredictorProcess
 from serving.limits import SMALL_BODY_BYTES, Limits
 from serving.metrics import REJECTED_REQUESTS
 from serving.shutdown import DrainState
+from tests.serving.conftest import TEST_IMAGE
 
 MODEL = "mobilenet"
 
@@ -93,6 +94,8 @@ def test_a_chunked_body_is_refused_as_soon_as_it_passes_the_route_limit(
     content_type: str,
     limit: int,
 ) -> None:
+    if TEST_IMAGE:
+        pytest.skip("through docker's port proxy, tens of MB sit in its buffers before the refusal arrives")
     before = rejections("too_many_bytes")
     with _connect(predictor) as sock:
         sent, answer = _send_chunked_until_answered(sock, _head(path, content_type), total=limit + 30_000_000)
