@@ -9,9 +9,10 @@ every 10 ms and then sends one raw JPEG to the V1 predict route. Phases, medians
 → process start (the container start), → imports done, → model loaded, → ready (listening and answering the
 probe), → first answer. Runs are interleaved over flavours and CPU limits, and the load average is printed
 with the figures. One more run per flavour at the lowest CPU limit with ``PYTHONPROFILEIMPORTTIME=1``
-gives the import profile (self time per top-level package, the 15 largest). Estimated Knative cold start =
-pull (the layers' gzip size at ``--bandwidth`` MB/s) + ``docker run`` → first answer + the readiness-probe
-period (queue-proxy probes every 50 ms with the chart's ``knative.aggressiveReadiness``).
+gives the import profile (self time per top-level package, the 15 largest); the floor is ``docker run`` →
+the image's interpreter running its first line (``python -c``, nothing imported). Estimated Knative cold
+start = pull (the layers' gzip size at ``--bandwidth`` MB/s) + ``docker run`` → first answer + the
+readiness-probe period (queue-proxy probes every 50 ms with the chart's ``knative.aggressiveReadiness``).
 """
 
 from __future__ import annotations
@@ -32,11 +33,11 @@ from typing import Any
 import httpx
 
 from dr_image import images
-from dr_image.containers import SMALLEST_PROFILE, Container
+from dr_image.containers import SMALLEST_PROFILE, USER, Container, docker
 from dr_image.layers import layer_sizes
 from serving.coldstart import import_profile
 
-__all__ = ["PHASES", "knative_estimate", "main", "measure", "measure_once", "phases"]
+__all__ = ["PHASES", "interpreter_floor", "knative_estimate", "main", "measure", "measure_once", "phases"]
 
 #: (name, start mark, end mark); marks are Unix times (the container's clock is the host's).
 PHASES = (
@@ -85,6 +86,14 @@ def measure_once(
     return {"marks": marks, "log": log}
 
 
+def interpreter_floor(tag: str, *, cpus: str) -> float:
+    """Seconds from ``docker run`` to the image's interpreter running its first line (nothing imported)."""
+    started = time.time()
+    options = ["--rm", "--read-only", "--user", USER, "--cpus", cpus, "--entrypoint", "python"]
+    printed = docker("run", *options, tag, "-c", "import time; print(repr(time.time()))").stdout
+    return float(printed.strip()) - started
+
+
 def phases(marks: dict[str, float]) -> dict[str, float]:
     """Seconds per phase of ``PHASES``."""
     return {name: marks[end] - marks[start] for name, start, end in PHASES}
@@ -102,9 +111,11 @@ def measure(
 ) -> dict[str, Any]:
     """Interleaved runs over flavours × CPU limits; medians per phase; import profiles at the lowest limit."""
     samples: dict[tuple[str, str], list[dict[str, float]]] = {(f, c): [] for f in tags for c in cpus}
+    floors: dict[str, list[float]] = {c: [] for c in cpus}
     load_before = os.getloadavg()
     for index in range(runs):
         for limit in cpus:
+            floors[limit].append(interpreter_floor(next(iter(tags.values())), cpus=limit))
             for flavour, tag in tags.items():
                 once = measure_once(tag, flavour, model_dir, jpeg, cpus=limit)
                 samples[(flavour, limit)].append(phases(once["marks"]))
@@ -128,6 +139,7 @@ def measure(
     ]
     return {
         "runs": runs,
+        "interpreter_floor_s": {limit: statistics.median(values) for limit, values in floors.items()},
         "load_average_before": load_before,
         "load_average_after": load_after,
         "rows": rows,
@@ -154,6 +166,10 @@ def print_report(result: dict[str, Any], sizes: dict[str, int], *, bandwidth: fl
         row["knative_estimate_s"] = estimate
         cells = "".join(f"{median[name]:16.3f}" for name in names)
         print(f"{row['flavour']:8s}{row['cpus']:>5s}{cells}{estimate:10.2f}")
+    floors = ", ".join(
+        f"{seconds:.3f} s at {limit} CPU" for limit, seconds in result["interpreter_floor_s"].items()
+    )
+    print(f"floor: docker run → the interpreter's first line (python -c, no imports): {floors}")
     for flavour, profile in result["import_profiles_s"].items():
         print(f"\nimport profile ({flavour}, {result['import_profile_cpus']} CPU, self time per package):")
         for name, seconds in profile:
