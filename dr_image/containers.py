@@ -84,12 +84,17 @@ class Container:
             *self.extra_args,
         ]
 
-    def start(self) -> Container:
-        """``docker run -d`` the container; returns self."""
+    def run_options(self) -> tuple[list[str], int]:
+        """``docker run``/``create`` options as the chart runs the predictor, and the port it listens on.
+
+        Sets ``port`` (a free one) first; memory without swap (``--memory-swap`` = ``--memory``), as on
+        a node.
+        """
         self.port = free_port()
         options = ["--name", self.name, "--user", USER, "--read-only", "--tmpfs", "/tmp:rw,size=256m"]
         options += ["--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
-        options += ["--memory", self.profile["memory"], "--cpus", self.profile["cpus"]]
+        options += ["--memory", self.profile["memory"], "--memory-swap", self.profile["memory"]]
+        options += ["--cpus", self.profile["cpus"]]
         options += images.emulation_run_options(self.arch)
         env = {
             "DR_POOL": self.arch,
@@ -114,6 +119,11 @@ class Container:
         else:
             options += ["--network", "host"]
             http_port = self.port
+        return options, http_port
+
+    def start(self) -> Container:
+        """``docker run -d`` the container; returns self."""
+        options, http_port = self.run_options()
         self.started_at = time.monotonic()
         docker("run", "--detach", *options, self.image, *self.args(http_port))
         return self

@@ -27,6 +27,7 @@ from locust.stats import PERCENTILES_TO_REPORT, RequestStats, StatsCSV
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from loadtest.containers import ContainerFleet
 from loadtest.distributed import STOP_TIMEOUT_S, DistributedRun, GeneratorMonitor, LocalWorkers
 from loadtest.emulation import LocalFleet
 from loadtest.exporter import LabExporter
@@ -76,7 +77,8 @@ class Campaign:
     environment_label: str
     protocol: str = "v1"
     seed: int = 0
-    fleet: LocalFleet | None = None
+    fleet: LocalFleet | ContainerFleet | None = None
+    """The local predictors (processes or containers); ``None`` against a cluster or a URL."""
     prometheus: LocalPrometheus | None = None
     prometheus_url: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
@@ -318,6 +320,15 @@ class Campaign:
                 "include client-side queueing; add --workers."
             )
         rows = read_requests(self.run_dir / "requests.csv")
+        containers: tuple[dict[str, Any], ...] = ()
+        if isinstance(self.fleet, ContainerFleet):
+            containers = tuple(self.fleet.report())
+            for item in containers:
+                if item["oom_killed"]:
+                    self.say(
+                        f"[red]{item['target']}: OOM-killed at --memory {item['memory_profile']} "
+                        f"(exit code {item['exit_code']}): a failed target."
+                    )
         summary = RunSummary(
             scenario=self.scenario,
             environment=self.environment_label,
@@ -335,6 +346,7 @@ class Campaign:
             steps=tuple(step_stats(rows)) if self.scenario in {"ramp", "shape"} else (),
             cold_start=tuple(self.cold_start),
             prometheus=prometheus,
+            containers=containers,
         )
         summary.write(self.run_dir / "summary.json")
         return summary

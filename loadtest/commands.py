@@ -33,7 +33,7 @@ def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
         help="YAML/JSON target file, or the output of 'dr-serving deploy endpoints'",
     )
     choice.add_argument(
-        "--local", action="store_true", help="emulate node pools with local predictor processes (default)"
+        "--local", action="store_true", help="emulate node pools on this machine (default; see --runtime)"
     )
     choice.add_argument("--url", help="one predictor already running on 127.0.0.1 (no process control)")
     where.add_argument(
@@ -52,7 +52,36 @@ def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
         "--memory-profiles",
         type=comma_list,
         metavar="SIZE,…",
-        help="label each emulated pool with these memory sizes, e.g. 1Gi,2Gi,3Gi (priced as serverless)",
+        help="memory sizes per emulated pool, e.g. 1Gi,2Gi,3Gi (priced as serverless): labels with --runtime "
+        "process, real container limits with --runtime docker",
+    )
+    where.add_argument(
+        "--runtime",
+        choices=("process", "docker"),
+        default=None,
+        help="--local: predictor processes pinned to cores (default; memory scenario: docker), or "
+        "containers of the project's image with cgroup memory/CPU limits (needs an engine, 'make image')",
+    )
+    where.add_argument(
+        "--image-suffix",
+        default="",
+        metavar="SUFFIX",
+        help="--runtime docker: tag suffix of the images, e.g. 'test' for "
+        "dr-serving/predictor:VERSION-lite-test",
+    )
+    where.add_argument(
+        "--image-flavour",
+        choices=("auto", "lite", "full"),
+        default="auto",
+        help="--runtime docker: image flavour (auto: lite when the model folder has model.tflite, else full)",
+    )
+    where.add_argument(
+        "--pull-bandwidth",
+        type=non_negative_float,
+        default=50.0,
+        metavar="MB/S",
+        help="--runtime docker: bandwidth at which a cold start's absent image pull is estimated "
+        "(default 50)",
     )
     where.add_argument("--model", default="mobilenet", help="model name served at --url")
     sending = parser.add_argument_group("requests")

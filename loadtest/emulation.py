@@ -1,17 +1,18 @@
-"""Local emulation of node types: several predictor processes with different CPU sets standing in for node
-pools.
+"""Local emulation of node types: predictors with different CPU sets standing in for node pools.
 
-There is no cluster here, so a "pool" is a ``serving.launcher.PredictorProcess`` pinned to some of this
-machine's cores, labelled (``DR_POOL``, ``DR_INSTANCE_TYPE`` …) as the instance type it stands in for. Memory
-profiles are labels only (TensorFlow reserves far more address space than it uses, so an ``RLIMIT_AS`` cap
-would measure the allocator, not the memory size). Every output of an emulated run says ``ENVIRONMENT``.
-"""
+There is no cluster here, so a "pool" is played on this machine's cores and labelled (``DR_POOL``,
+``DR_INSTANCE_TYPE`` …) as the instance type it stands in for. Two runtimes play it: ``process`` (a
+``serving.launcher.PredictorProcess`` pinned to the pool's cores; memory profiles are labels only, since
+TensorFlow reserves far more address space than it uses and an ``RLIMIT_AS`` cap would measure the allocator)
+and ``docker`` (``loadtest.containers``: a container of the project's image with real cgroup memory and CPU
+limits). The ``arm64-emulated`` pool (docker only) runs the arm64 lite image under QEMU: functional runs,
+never performance, and priced as nothing. Every output of an emulated run says ``ENVIRONMENT``."""
 
 from __future__ import annotations
 
 import os
 import platform
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,10 +22,31 @@ from serving.metrics import normalise_arch
 if TYPE_CHECKING:
     from serving.launcher import PredictorProcess
 
-__all__ = ["DEFAULT_POOLS", "ENVIRONMENT", "EmulatedPool", "LocalFleet", "machine_arch"]
+__all__ = [
+    "ALL_POOLS",
+    "ARM64_EMULATED",
+    "DEFAULT_POOLS",
+    "EMULATED_POOLS",
+    "ENVIRONMENT",
+    "QEMU_NOTE",
+    "RUNTIMES",
+    "UNPRICED",
+    "EmulatedPool",
+    "LocalFleet",
+    "default_pool_names",
+    "machine_arch",
+]
 
 #: The ``environment`` field of every output made without a cluster.
 ENVIRONMENT = f"emulation ({os.cpu_count()}-core machine, no cluster)"
+#: How a local campaign runs its predictors: processes pinned to cores, or containers with cgroup limits.
+RUNTIMES = ("process", "docker")
+#: The pool that runs the arm64 lite image under QEMU (docker runtime, where the host is not arm64).
+ARM64_EMULATED = "arm64-emulated"
+#: Said wherever the arm64-emulated pool appears.
+QEMU_NOTE = "QEMU emulation, not Graviton performance"
+#: The instance type of a pool priced as nothing (the report prices no request on it).
+UNPRICED = "none (QEMU emulation, not priced)"
 
 
 def machine_arch() -> str:
@@ -40,6 +62,12 @@ class EmulatedPool:
     cpus: tuple[int, ...]
     stands_for: str
     memory_profile: str | None = None
+    arch: str = field(default_factory=lambda: machine_arch())
+    """The architecture its predictor runs (``arm64`` under QEMU for ``arm64-emulated``)."""
+    docker_only: bool = False
+    """Only the docker runtime can play it (the arm64 image)."""
+    price_per_hour: float | None = None
+    """Set on the targets (0 for a pool priced as nothing)."""
 
     def with_memory_profile(self, size: str) -> EmulatedPool:
         """The same pool labelled with a memory size (a label only: see the module docstring)."""
@@ -54,7 +82,7 @@ class EmulatedPool:
         """Environment variables for the predictor (labels per docs/architecture.md, thread counts)."""
         env = {
             "DR_POOL": self.name,
-            "DR_ARCH": machine_arch(),
+            "DR_ARCH": self.arch,
             "DR_INSTANCE_TYPE": self.stands_for,
             "DR_MODE": "local",
             "OMP_NUM_THREADS": str(self.threads),
@@ -79,12 +107,40 @@ def _default_pools() -> dict[str, EmulatedPool]:
     return pools
 
 
-#: Pools available by name: all cores (priced as m5.xlarge) and one core (priced as m4.xlarge).
+def _emulated_pools() -> dict[str, EmulatedPool]:
+    if machine_arch() == "arm64":
+        return {}
+    cores = tuple(sorted(os.sched_getaffinity(0)))
+    return {
+        ARM64_EMULATED: EmulatedPool(
+            name=ARM64_EMULATED,
+            cpus=cores,
+            stands_for=UNPRICED,
+            arch="arm64",
+            docker_only=True,
+            price_per_hour=0.0,
+        )
+    }
+
+
+#: Pools a local campaign uses by default: all cores (priced as m5.xlarge) and one core (priced as m4.xlarge).
 DEFAULT_POOLS = _default_pools()
+#: Pools that join only when named (``--pools``): ``arm64-emulated`` (docker runtime, QEMU, priced as nothing)
+#: on a host that is not arm64.
+EMULATED_POOLS = _emulated_pools()
+#: Every pool by name.
+ALL_POOLS = {**DEFAULT_POOLS, **EMULATED_POOLS}
+
+
+def default_pool_names() -> list[str]:
+    """The pools a local campaign uses when none is named (never the emulated arm64)."""
+    return list(DEFAULT_POOLS)
 
 
 class LocalFleet:
     """Predictor processes for every model × emulated pool, with the targets that reach them."""
+
+    runtime = "process"
 
     def __init__(
         self,

@@ -17,7 +17,10 @@ from pathlib import Path
 from dr_cli.errors import CliError
 from loadtest.spec import CampaignSpec
 
-__all__ = ["find_run_dir", "run_campaign_process"]
+__all__ = ["CLEANUP_TIMEOUT_S", "find_run_dir", "run_campaign_process"]
+
+#: How long an interrupted campaign may take to remove its containers and stop its predictors (s).
+CLEANUP_TIMEOUT_S = 120.0
 
 
 def run_campaign_process(spec: CampaignSpec) -> Path:
@@ -25,13 +28,20 @@ def run_campaign_process(spec: CampaignSpec) -> Path:
     with tempfile.TemporaryDirectory(prefix="drlab-") as tmp:
         result = Path(tmp) / "run_dir"
         env = {k: v for k, v in os.environ.items() if k != "LOCUST_SKIP_MONKEY_PATCH"}
-        completed = subprocess.run(
-            [sys.executable, "-m", "loadtest.run", spec.to_json(), str(result)], env=env, check=False
-        )
-        if completed.returncode != 0 or not result.exists():
+        child = subprocess.Popen([sys.executable, "-m", "loadtest.run", spec.to_json(), str(result)], env=env)
+        try:
+            code = child.wait()
+        except KeyboardInterrupt:
+            # Ctrl-C reached the child too: let it stop its predictors and remove its containers first.
+            try:
+                child.wait(timeout=CLEANUP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+            raise
+        if code != 0 or not result.exists():
             raise CliError(
-                f"The {spec.scenario_name} campaign failed (exit code {completed.returncode}); see above.",
-                code=completed.returncode or 1,
+                f"The {spec.scenario_name} campaign failed (exit code {code}); see above.", code=code or 1
             )
         return Path(result.read_text(encoding="utf-8"))
 

@@ -13,6 +13,7 @@ from gevent import monkey
 monkey.patch_all()
 
 import importlib  # noqa: E402
+import signal  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -25,7 +26,7 @@ __all__ = ["main", "run_campaign"]
 def run_campaign(spec: CampaignSpec) -> Path:
     """Run the campaign ``spec`` describes and write its run folder (and report); returns the folder."""
     from loadtest.campaign import Campaign, make_run_dir
-    from loadtest.emulation import DEFAULT_POOLS, ENVIRONMENT, LocalFleet, machine_arch
+    from loadtest.emulation import ALL_POOLS, ENVIRONMENT, LocalFleet, default_pool_names, machine_arch
     from loadtest.images import ImageSource
     from loadtest.prometheus_local import LocalPrometheus, PrometheusError, ScrapeTarget
     from loadtest.scenarios import SCENARIOS
@@ -51,12 +52,25 @@ def run_campaign(spec: CampaignSpec) -> Path:
         case UrlTarget(url=url, model=model):
             targets = [Target(model=model, url=url, pool="local", arch=machine_arch())]
             environment_label = ENVIRONMENT
-        case LocalTargets(models=models, pools=names, memory_profiles=profiles):
-            pools = [DEFAULT_POOLS[name] for name in names] if names else list(DEFAULT_POOLS.values())
+        case LocalTargets(models=models, pools=names, memory_profiles=profiles) as local:
+            pools = [ALL_POOLS[name] for name in names or default_pool_names()]
             if profiles:
                 pools = [pool.with_memory_profile(size) for pool in pools for size in profiles]
-            fleet = LocalFleet(dict(models), pools, log_dir=run_dir)
-            environment_label = ENVIRONMENT
+            if local.runtime == "docker":
+                from loadtest.containers import ContainerFleet
+
+                fleet = ContainerFleet(
+                    dict(models),
+                    pools,
+                    image_suffix=local.image_suffix,
+                    flavour=local.flavour,
+                    log_dir=run_dir,
+                    pull_mb_per_s=local.pull_mb_per_s,
+                )
+                environment_label = ENVIRONMENT.removesuffix(")") + ", docker containers)"
+            else:
+                fleet = LocalFleet(dict(models), pools, log_dir=run_dir)
+                environment_label = ENVIRONMENT
     prometheus = None
     campaign = None
     try:
@@ -83,6 +97,8 @@ def run_campaign(spec: CampaignSpec) -> Path:
             },
         )
         campaign.settings["seed"] = spec.seed
+        if fleet is not None:
+            campaign.settings["runtime"] = fleet.runtime
         exporter_port = campaign.exporter.serve()
         campaign.say(f"lab exporter: http://127.0.0.1:{exporter_port}/metrics")
         local = environment_label != "cluster"
@@ -120,9 +136,15 @@ def run_campaign(spec: CampaignSpec) -> Path:
     return run_dir
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``SPEC_JSON [RESULT_FILE]``: the campaign, then write the run folder's path to ``RESULT_FILE``."""
     argv = sys.argv[1:] if argv is None else argv
+    # SIGTERM ends the campaign as Ctrl-C does: the ``finally`` blocks stop predictors and remove containers.
+    signal.signal(signal.SIGTERM, _interrupt)
     if len(argv) not in (1, 2):
         print("Error: expected SPEC_JSON [RESULT_FILE], the campaign spec as JSON.", file=sys.stderr)
         return 2

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from loadtest.scenarios.options import ScenarioOptions, UsageError, options_from_dict
+from loadtest.scenarios.options import MemoryOptions, ScenarioOptions, UsageError, options_from_dict
 
 if TYPE_CHECKING:
     import argparse
@@ -48,23 +48,44 @@ def parse_model_dirs(items: list[str] | None) -> dict[str, Path]:
 
 @dataclass(frozen=True, kw_only=True)
 class LocalTargets:
-    """``--local``: emulate node pools with local predictor processes."""
+    """``--local``: emulate node pools with local predictor processes or containers (``runtime``)."""
 
     kind: Literal["local"] = "local"
     models: dict[str, Path] = field(default_factory=lambda: {"mobilenet": DEFAULT_MODEL_DIR})
     """Model name → model folder."""
     pools: tuple[str, ...] = ()
-    """Emulated pools (``loadtest.emulation.DEFAULT_POOLS`` names); empty = all."""
+    """Emulated pools (``loadtest.emulation.ALL_POOLS`` names); empty = ``DEFAULT_POOLS``."""
     memory_profiles: tuple[str, ...] = ()
-    """Label each pool with these memory sizes (priced as serverless)."""
+    """Memory sizes per pool (priced as serverless): labels for processes, cgroup limits for containers."""
+    runtime: Literal["process", "docker"] = "process"
+    """``process``: predictors pinned to cores; ``docker``: containers of the project's image."""
+    image_suffix: str = ""
+    """Docker runtime: tag suffix of the images, e.g. ``test`` for ``…:<version>-lite-test``."""
+    flavour: Literal["auto", "lite", "full"] = "auto"
+    """Docker runtime: image flavour (``auto``: lite when the model folder has ``model.tflite``)."""
+    pull_mb_per_s: float = 50.0
+    """Docker runtime: bandwidth of the estimated image pull of a cold start (MB/s)."""
 
     def check(self) -> None:
-        """Known pools and existing model folders."""
-        from loadtest.emulation import DEFAULT_POOLS
+        """Known pools for the runtime, valid memory sizes and existing model folders."""
+        from loadtest.emulation import ALL_POOLS
 
-        unknown = [p for p in self.pools if p not in DEFAULT_POOLS]
+        unknown = [p for p in self.pools if p not in ALL_POOLS]
         if unknown:
-            raise UsageError(f"Unknown emulated pool(s) {unknown!r}; choose from {sorted(DEFAULT_POOLS)!r}.")
+            raise UsageError(f"Unknown emulated pool(s) {unknown!r}; choose from {sorted(ALL_POOLS)!r}.")
+        docker_only = [p for p in self.pools if ALL_POOLS[p].docker_only]
+        if docker_only and self.runtime != "docker":
+            raise UsageError(f"Pool(s) {docker_only!r} run the arm64 image: they need --runtime docker.")
+        if self.runtime == "docker":
+            from loadtest.containers import memory_bytes
+
+            for size in self.memory_profiles:
+                try:
+                    memory_bytes(size)
+                except ValueError as exc:
+                    raise UsageError(str(exc)) from exc
+            if self.pull_mb_per_s <= 0:
+                raise UsageError(f"--pull-bandwidth expects MB/s > 0, got {self.pull_mb_per_s!r}.")
         for path in self.models.values():
             if not path.is_dir():
                 raise UsageError(
@@ -183,16 +204,27 @@ class CampaignSpec:
     @classmethod
     def from_args(cls, ns: argparse.Namespace) -> CampaignSpec:
         """The spec of ``dr-serving lab run SCENARIO ...`` (the one place that reads those flags)."""
+        from loadtest.emulation import default_pool_names
+
         targets: Targets
         if ns.targets:
             targets = TargetFile(path=Path(ns.targets))
         elif ns.url:
             targets = UrlTarget(url=ns.url, model=ns.model)
         else:
+            memory = ns.scenario == "memory"
             targets = LocalTargets(
-                models=parse_model_dirs(ns.model_dir),
-                pools=tuple(ns.pools or ()),
-                memory_profiles=tuple(ns.memory_profiles or ()),
+                models=parse_model_dirs(
+                    ns.model_dir or (list(MemoryOptions.DEFAULT_MODELS) if memory else None)
+                ),
+                pools=tuple(ns.pools or (default_pool_names()[:1] if memory else ())),
+                memory_profiles=tuple(
+                    ns.memory_profiles or (MemoryOptions.DEFAULT_PROFILES if memory else ())
+                ),
+                runtime=ns.runtime or ("docker" if memory else "process"),
+                image_suffix=ns.image_suffix,
+                flavour=ns.image_flavour,
+                pull_mb_per_s=ns.pull_bandwidth,
             )
         return cls(
             scenario=options_from_dict(ns.scenario, vars(ns)),
@@ -216,6 +248,13 @@ class CampaignSpec:
         """Reject what cannot work before any child starts (``UsageError``: exit code 2)."""
         self.scenario.validate()
         self.targets.check()
+        if isinstance(self.scenario, MemoryOptions) and (
+            not isinstance(self.targets, LocalTargets) or self.targets.runtime != "docker"
+        ):
+            raise UsageError(
+                "The memory scenario measures real memory limits: it needs --local --runtime docker "
+                "(process memory profiles are labels only)."
+            )
         if self.images.folder is not None and not self.images.folder.is_dir():
             raise UsageError(f"Image folder {str(self.images.folder)!r} does not exist.")
         if self.workers < 0:

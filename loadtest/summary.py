@@ -326,6 +326,8 @@ class RunSummary:
     """Per cold request, where its time went (keys differ between local and cluster runs)."""
     prometheus: dict[str, Any] | None = None
     """The Prometheus quantiles queried at the end of the run (``prometheus.json``)."""
+    containers: tuple[dict[str, Any], ...] = ()
+    """Docker runtime: per container, its limits, peak/steady memory, CPU and fate (OOM kill included)."""
 
     @property
     def emulated(self) -> bool:
@@ -343,6 +345,7 @@ class RunSummary:
         data["groups"] = [g.to_dict() for g in self.groups]
         data["steps"] = [s.to_dict() for s in self.steps]
         data["cold_start"] = list(self.cold_start)
+        data["containers"] = list(self.containers)
         return data
 
     @classmethod
@@ -354,6 +357,7 @@ class RunSummary:
         values["groups"] = tuple(GroupStats.from_dict(g) for g in data.get("groups", ()))
         values["steps"] = tuple(StepStats.from_dict(s) for s in data.get("steps", ()))
         values["cold_start"] = tuple(data.get("cold_start") or ())
+        values["containers"] = tuple(data.get("containers") or ())
         return cls(**values)
 
     def write(self, path: str | Path) -> Path:

@@ -51,9 +51,28 @@ loadtest: setup ## Run SCENARIO against the deployment: locally (LAB_WORKERS=N l
 	@$(DR) lab run $(SCENARIO) --targets $(LAB_TARGETS) --workers $(LAB_WORKERS) --out $(RUNS_DIR) $(LAB_PROMETHEUS) $(LAB_ARGS)
 endif
 
+# Runtime of `make loadtest-local`: process (predictors pinned to cores; memory profiles are labels) or docker
+# (containers of the project's image, `make image`, with real --memory/--cpus limits).
+LAB_RUNTIME ?= process
+# Memory profiles of `make lab-memory` (container --memory; add any size, e.g. 1Gi,2Gi,3Gi,512Mi).
+MEMORY_PROFILES ?= 1Gi,2Gi,3Gi
+# Cold requests per model x profile of `make lab-memory` (published: 10, each 15 min apart).
+MEMORY_COLD_REQUESTS ?= 3
+# Image tag suffix the docker runtime runs, e.g. `test` for the images the image tests build (empty: `make image`'s).
+LAB_IMAGE_SUFFIX ?=
+
 .PHONY: loadtest-local
-loadtest-local: setup ## Run SCENARIO against local predictor processes emulating node pools (no cluster).
-	@$(DR) lab run $(SCENARIO) --local --model-dir $(MODEL_ARCH)=$(MODEL_DIR) --out $(RUNS_DIR) $(LAB_ARGS)
+loadtest-local: setup ## Run SCENARIO against local predictors emulating node pools (no cluster; LAB_RUNTIME=docker: containers).
+	@$(DR) lab run $(SCENARIO) --local --runtime $(LAB_RUNTIME) --image-suffix "$(LAB_IMAGE_SUFFIX)" \
+	  --model-dir $(MODEL_ARCH)=$(MODEL_DIR) --out $(RUNS_DIR) $(LAB_ARGS)
+
+.PHONY: lab-memory
+lab-memory: setup docker-engine ## The published memory experiment on real container limits: {MobileNet, VGG19} x MEMORY_PROFILES x {warm-up 1+25, cold starts}; report with the published figures beside.
+	@$(MAKE) models
+	@for m in mobilenet vgg19; do [ -f $(MODELS_DIR)/$$m/model.tflite ] || $(DR) model convert $(MODELS_DIR)/$$m; done
+	@$(DR) lab run memory --model-dir mobilenet=$(MODELS_DIR)/mobilenet --model-dir vgg19=$(MODELS_DIR)/vgg19 \
+	  --memory-profiles $(MEMORY_PROFILES) --cold-requests $(MEMORY_COLD_REQUESTS) --image-suffix "$(LAB_IMAGE_SUFFIX)" \
+	  --out $(RUNS_DIR) $(LAB_ARGS)
 
 # Worker counts, users and seconds per run of `make lab-generator-bench`.
 GENBENCH_WORKERS ?= 1,2

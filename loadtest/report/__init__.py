@@ -52,7 +52,11 @@ def write_report(
     price_table = load_prices(prices)
     analysis = analyse(run, price_table)
     tables = all_tables(
-        analysis, emulated=run.emulated, price_source=price_table.source, prometheus=run.prometheus
+        analysis,
+        emulated=run.emulated,
+        price_source=price_table.source,
+        prometheus=run.prometheus,
+        pull_note=str(run.summary.settings.get("image_pull", "")),
     )
     plots = make_plots(run, analysis)
     markdown = run_dir / "report.md"
@@ -60,6 +64,6 @@ def write_report(
     page = run_dir / "report.html"
     page.write_text(render_html(run, tables, plots), encoding="utf-8")
     if print_table:
-        shown = {TableKind.LATENCY, TableKind.PROMETHEUS}
+        shown = {TableKind.LATENCY, TableKind.CONTAINERS, TableKind.COLD_PUBLISHED, TableKind.PROMETHEUS}
         print_tables([t for t in tables if t.kind in shown], environment=run.summary.environment)
     return {"markdown": markdown, "html": page, "plots": plots, "prometheus_checks": analysis.prometheus}

@@ -9,19 +9,21 @@ steps get their own comparison with the course project's figures under load.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any
 
 from loadtest.exporter import BUCKETS
 from loadtest.report.prices import PriceTable
-from loadtest.report.published import COURSE_PROJECT, SPEEDUPS, published_for
+from loadtest.report.published import COURSE_PROJECT, SPEEDUPS, published_cold, published_for
 from loadtest.report.run import RunData
 from loadtest.summary import Anatomy, GroupStats, LatencyStats, StepStats, failed
+from serving.timing import percentiles
 
 __all__ = [
     "Analysis",
     "AnatomyRow",
+    "ColdPublishedRow",
     "CostRow",
     "CourseRow",
     "LatencyRow",
@@ -31,6 +33,7 @@ __all__ = [
     "WarmColdRow",
     "analyse",
     "bucket_bounds",
+    "cold_published_rows",
 ]
 
 
@@ -481,6 +484,70 @@ def prometheus_checks(run: RunData) -> list[PrometheusCheck]:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ColdPublishedRow:
+    """Our cold starts (median over a target's cold requests) beside the published serverless figures."""
+
+    target: str
+    model: str
+    memory_profile: str | None
+    cold_requests: int
+    setup_s: float | None
+    """Container start → ready (ours); the published ModelSetupTime is provisioning before serving."""
+    total_s: float | None
+    """Client latency of the cold request (no image pull: the image is cached locally)."""
+    pull_estimate_s: float | None
+    total_with_pull_s: float | None
+    published_setup_s: float | None
+    published_cold_full_s: float | None
+
+    @property
+    def ratio(self) -> float | None:
+        """Ours (with the pull estimate, else without) ÷ the published cold full latency."""
+        ours = self.total_with_pull_s if self.total_with_pull_s is not None else self.total_s
+        return _ratio(ours, self.published_cold_full_s)
+
+
+def _median(values: list[float | None]) -> float | None:
+    data = [v for v in values if v is not None]
+    return round(percentiles(data, (50,))[0], 3) if data else None
+
+
+def cold_published_rows(run: RunData) -> list[ColdPublishedRow]:
+    """One row per target with container cold starts (docker runtime): ours beside the published ones."""
+    by_target: dict[str, list[dict[str, Any]]] = {}
+    for entry in run.summary.cold_start:
+        if "container_start_s" in entry:
+            by_target.setdefault(entry["target"], []).append(entry)
+    targets = {t.name: t for t in run.summary.targets}
+    rows = []
+    for name, entries in by_target.items():
+        target = targets.get(name)
+        model = target.model if target is not None else name.split("@", 1)[0]
+        profile = target.memory_profile if target is not None else None
+        published = published_cold(model, profile)
+
+        def setup(entry: dict[str, Any]) -> float | None:
+            parts = [entry.get(k) for k in ("container_start_s", "process_start_to_ready_s")]
+            return None if None in parts else sum(parts)
+
+        rows.append(
+            ColdPublishedRow(
+                target=name,
+                model=model,
+                memory_profile=profile,
+                cold_requests=len(entries),
+                setup_s=_median([setup(e) for e in entries]),
+                total_s=_median([e.get("total_s") for e in entries]),
+                pull_estimate_s=_median([e.get("image_pull_estimate_s") for e in entries]),
+                total_with_pull_s=_median([e.get("total_with_pull_estimate_s") for e in entries]),
+                published_setup_s=published.get("setup_s"),
+                published_cold_full_s=published.get("cold_full_s"),
+            )
+        )
+    return rows
+
+
+@dataclass(frozen=True, kw_only=True)
 class Analysis:
     """Every number the report shows, computed once."""
 
@@ -493,6 +560,9 @@ class Analysis:
     cold_breakdown: ColdBreakdown
     anatomy: list[AnatomyRow]
     prometheus: list[PrometheusCheck]
+    cold_published: list[ColdPublishedRow] = field(default_factory=list)
+    containers: list[dict[str, Any]] = field(default_factory=list)
+    """Docker runtime: each container's limits, memory, CPU and fate (``RunSummary.containers``)."""
 
 
 def analyse(run: RunData, prices: PriceTable) -> Analysis:
@@ -508,4 +578,6 @@ def analyse(run: RunData, prices: PriceTable) -> Analysis:
         cold_breakdown=cold_breakdown(run),
         anatomy=anatomy_rows(run),
         prometheus=prometheus_checks(run),
+        cold_published=cold_published_rows(run),
+        containers=list(run.summary.containers),
     )

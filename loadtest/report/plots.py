@@ -285,6 +285,85 @@ def timeline(run: RunData, analysis: Analysis, colours: dict[str, str], path: Pa
 
 
 #: Plot name → drawing function, in report order.
+#: Colour of each part of a container cold start (as the anatomy's parts, not the per-target palette).
+_COLD_PARTS = {
+    "container_start_s": ("container start", "#d9d9d9"),
+    "imports_and_setup_s": ("imports and server setup", "#bcbddc"),
+    "model_load_s": ("model load", "#54278f"),
+    "readiness_seen_after_s": ("readiness seen", "#fee6ce"),
+    "ready_to_first_response_s": ("first answer", "#9e9ac8"),
+    "image_pull_estimate_s": ("image pull (estimated)", "#ffffff"),
+}
+
+
+def container_memory(run: RunData, analysis: Analysis, colours: dict[str, str], path: Path) -> Path | None:
+    """Peak and steady memory of each container against its --memory limit (docker runtime)."""
+    items = analysis.containers
+    if not items:
+        return None
+    fig, ax = plt.subplots(figsize=(10, max(3.0, 0.5 * len(items) + 1.8)))
+    y = np.arange(len(items))[::-1]
+    limits = [c["memory_limit_mib"] for c in items]
+    ax.barh(y, limits, color="#f0f0f0", edgecolor="#bdbdbd", label="--memory limit")
+    peaks = [c["peak_mib"] or 0.0 for c in items]
+    steady = [c["steady_working_set_mib"] or 0.0 for c in items]
+    ax.barh(
+        y, peaks, height=0.5, color=[colours.get(c["target"], "#777") for c in items], alpha=0.5, label="peak"
+    )
+    ax.barh(y, steady, height=0.25, color=[colours.get(c["target"], "#777") for c in items], label="steady")
+    labels = [
+        f"{c['target'].split('/')[0]}{' · OOM-KILLED' if c['oom_killed'] else ''}"
+        + (" · QEMU" if "QEMU" in c["arch"] else "")
+        for c in items
+    ]
+    ax.set_yticks(y, labels, fontsize=7)
+    for tick, item in zip(ax.get_yticklabels(), items, strict=True):
+        tick.set_color("#b2182b" if item["oom_killed"] else colours.get(item["target"], "k"))
+    ax.set_xscale("log")
+    formatter = ScalarFormatter()
+    formatter.set_scientific(False)
+    ax.xaxis.set_major_formatter(formatter)
+    ax.set_xlabel("MiB (log scale)")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title(_title(run, "Container memory: peak and steady vs the limit", load="whole run"), fontsize=9)
+    return _save(fig, path)
+
+
+def cold_breakdown(run: RunData, analysis: Analysis, colours: dict[str, str], path: Path) -> Path | None:
+    """Each container cold start split into its parts, beside the published cold full latency."""
+    entries = [e for e in run.summary.cold_start if "container_start_s" in e]
+    if not entries:
+        return None
+    published = {r.target: r.published_cold_full_s for r in analysis.cold_published}
+    fig, ax = plt.subplots(figsize=(10, max(3.0, 0.45 * len(entries) + 1.8)))
+    y = np.arange(len(entries))[::-1]
+    left = np.zeros(len(entries))
+    for key, (label, colour) in _COLD_PARTS.items():
+        values = np.array([e.get(key) or 0.0 for e in entries])
+        if not values.any():
+            continue
+        hatch = "//" if key == "image_pull_estimate_s" else None
+        ax.barh(y, values, left=left, color=colour, edgecolor="#737373", hatch=hatch, label=label)
+        left += values
+    marks = [(yy, published.get(e["target"])) for yy, e in zip(y, entries, strict=True)]
+    shown = [(yy, v) for yy, v in marks if v is not None]
+    if shown:
+        ax.scatter([v for _, v in shown], [yy for yy, _ in shown], marker="|", s=300, color="#b2182b",
+                   label="published cold full")  # fmt: skip
+    ax.set_yticks(y, [e["target"].split("/")[0] for e in entries], fontsize=7)
+    for tick, entry in zip(ax.get_yticklabels(), entries, strict=True):
+        tick.set_color(colours.get(entry["target"], "k"))
+    ax.set_xlabel("seconds")
+    ax.set_xlim(left=0)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title(
+        _title(run, "Container cold start: where the time goes", load="cold (sequential)"), fontsize=9
+    )
+    return _save(fig, path)
+
+
 PLOTS = {
     "latency_boxplot": latency_boxplot,
     "prediction_vs_total": prediction_vs_total,
@@ -292,6 +371,8 @@ PLOTS = {
     "load_steps": load_steps,
     "anatomy": anatomy,
     "timeline": timeline,
+    "container_memory": container_memory,
+    "cold_breakdown": cold_breakdown,
 }
 
 

@@ -8,6 +8,8 @@ from typing import Literal
 
 import yaml
 
+from loadtest.emulation import UNPRICED
+
 __all__ = ["DEFAULT_PRICES", "Cost", "Price", "PriceTable", "load_prices"]
 
 DEFAULT_PRICES = Path(__file__).resolve().parent.parent / "prices.yaml"
@@ -49,6 +51,8 @@ class PriceTable:
     def price_for(self, *, instance_type: str, pool: str, memory_profile: str | None) -> Price | None:
         """How requests on one target are priced: serverless by memory size, else by instance type (or the
         instance an emulated pool stands in for); ``None`` when the table has no price for it."""
+        if instance_type == UNPRICED:  # the arm64-emulated pool: QEMU on this machine has no price
+            return None
         if memory_profile and memory_profile in self.serverless:
             return Price(
                 basis="serverless",

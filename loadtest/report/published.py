@@ -6,7 +6,16 @@ figures per memory size (warm: 1 discarded + 25 requests; cold: 10 requests 15 m
 
 from __future__ import annotations
 
-__all__ = ["COURSE_PROJECT", "INSTANCES", "SERVERLESS", "SPEEDUPS", "published_for"]
+__all__ = [
+    "COLD_FULL_OPTIMISED_S",
+    "COURSE_PROJECT",
+    "INSTANCES",
+    "MODEL_SETUP_S",
+    "SERVERLESS",
+    "SPEEDUPS",
+    "published_cold",
+    "published_for",
+]
 
 #: instance type → model → (prediction ms, full ms)
 INSTANCES: dict[str, dict[str, tuple[float, float]]] = {
@@ -31,6 +40,16 @@ SERVERLESS: dict[str, dict[str, dict[str, tuple[float, float]]]] = {
         "vgg19": {"warm": (387, 666), "cold": (2037, 10421)},
     },
 }
+
+#: memory size → model → ModelSetupTime (s): provisioning before the serverless container serves.
+MODEL_SETUP_S: dict[str, dict[str, float]] = {
+    "1Gi": {"mobilenet": 10.61, "vgg19": 10.79},
+    "2Gi": {"mobilenet": 5.67, "vgg19": 6.89},
+    "3Gi": {"mobilenet": 5.61, "vgg19": 6.52},
+}
+
+#: model → cold-start full latency (s) after image and memory optimisation (before: 26.59 / 22.63 s).
+COLD_FULL_OPTIMISED_S: dict[str, float] = {"mobilenet": 12.48, "vgg19": 11.07}
 
 #: (faster, slower) instance types → model → (prediction speed-up, full-latency speed-up or None)
 SPEEDUPS: dict[tuple[str, str], dict[str, tuple[float, float | None]]] = {
@@ -69,3 +88,15 @@ def published_for(model: str, *, instance_type: str, memory_profile: str | None,
         prediction, full = INSTANCES[instance][key]
         return {"source": f"ml.{instance} real-time", "prediction_ms": prediction, "full_ms": full}
     return None
+
+
+def published_cold(model: str, memory_profile: str | None) -> dict[str, float]:
+    """The published serverless cold start of ``model`` at ``memory_profile``: ``setup_s`` (ModelSetupTime)
+    and ``cold_full_s`` (median cold full latency); empty when there is none."""
+    key = _model_key(model)
+    if key is None or memory_profile not in SERVERLESS:
+        return {}
+    return {
+        "setup_s": MODEL_SETUP_S[memory_profile][key],
+        "cold_full_s": SERVERLESS[memory_profile][key]["cold"][1] / 1000.0,
+    }

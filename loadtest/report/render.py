@@ -22,6 +22,8 @@ _CAPTIONS = {
     "load_steps": "Latency and throughput by number of users",
     "anatomy": "Latency anatomy: mean time per part of a request, per target and phase/load",
     "timeline": "Every request over time",
+    "container_memory": "Container memory: peak and steady vs the --memory limit (docker runtime)",
+    "cold_breakdown": "Container cold starts split into their parts, beside the published cold full latency",
 }
 
 
@@ -42,6 +44,17 @@ def header_items(run: RunData) -> list[tuple[str, str]]:
         ("images", s.images),
         ("settings", str({k: v for k, v in s.settings.items() if k != "generator"})),
         ("targets", ", ".join(f"{t.model}@{t.pool}" for t in s.targets)),
+        *(
+            [("failed targets", failed)]
+            if (
+                failed := ", ".join(
+                    f"{c['target']} ({c['status']} at --memory {c['memory_profile']}, exit {c['exit_code']})"
+                    for c in s.containers
+                    if c.get("status") in {"oom-killed", "exited"}
+                )
+            )
+            else []
+        ),
         ("load generator", generator_text(s.settings.get("generator"))),
     ]
 

@@ -14,4 +14,5 @@ SCENARIOS: dict[str, str] = {
     "cold-start": "loadtest.scenarios.cold_start",
     "ramp": "loadtest.scenarios.ramp",
     "shape": "loadtest.scenarios.shape",
+    "memory": "loadtest.scenarios.memory",
 }

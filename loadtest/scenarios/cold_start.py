@@ -2,11 +2,13 @@
 
 Locally the predictor process is stopped, started again, and the request is held until it is ready (as
 Knative's activator holds it); the breakdown is process start → ready (of which the server's own
-``dr_startup_seconds`` and
-``dr_model_load_seconds``) → first response. On a cluster the lab waits for zero pods of the revision, sends
-the request through the ingress, and decomposes it with the pod's condition timestamps (scheduled →
-initialized → containers ready) plus the server's model-load metric. Cold requests are labelled ``cold``;
-``--warm-after`` warm requests follow each one for comparison.
+``dr_startup_seconds`` and ``dr_model_load_seconds``) → first response. With the docker runtime the container
+is stopped (scale to zero) and started again: container start (``docker start`` → the engine's
+``State.StartedAt``) → process start → model loaded → ready → first answer; the image pull, absent locally, is
+estimated from the compressed image size at a stated bandwidth. On a cluster the lab waits for zero pods of
+the revision, sends the request through the ingress, and decomposes it with the pod's condition timestamps
+(scheduled → initialized → containers ready) plus the server's model-load metric. Cold requests are labelled
+``cold``; ``--warm-after`` warm requests follow each one for comparison.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from loadtest.campaign import Campaign
+from loadtest.containers import ContainerFleet, server_startup_metrics
 from loadtest.protocols import build_request, read_answer
 from loadtest.scenarios.options import ColdStartOptions
 from loadtest.targets import Target
@@ -28,15 +30,6 @@ __all__ = ["ColdStartError", "check", "run", "server_startup_metrics"]
 
 class ColdStartError(RuntimeError):
     """A cold request did not get a prediction."""
-
-
-def server_startup_metrics(text: str) -> dict[str, float]:
-    """``dr_model_load_seconds`` and ``dr_startup_seconds`` from a ``/metrics`` page (first samples)."""
-    found: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        if family.name in {"dr_model_load_seconds", "dr_startup_seconds"} and family.samples:
-            found[family.name] = float(family.samples[0].value)
-    return found
 
 
 def _context(campaign: Campaign, target: Target, phase: str) -> dict[str, Any]:
@@ -125,6 +118,63 @@ def _local_cold(
     }
 
 
+def _container_cold(
+    campaign: Campaign, target: Target, options: ColdStartOptions, session: requests.Session
+) -> dict:
+    """Scale to zero (``docker stop``), then a request that starts the container and waits for ready."""
+    fleet = campaign.fleet
+    assert isinstance(fleet, ContainerFleet)
+    fleet.stop_target(target)
+    holder: dict[str, Any] = {}
+
+    def start_and_wait() -> dict[str, float]:
+        holder.update(fleet.cold_start(target, timeout=options.ready_timeout))
+        return {}
+
+    facts = _send(
+        session, campaign, target, phase="cold", timeout=options.ready_timeout, before=start_and_wait
+    )
+    container_start = holder.get("container_start_s")
+    startup = holder.get("server_startup_s")
+    load = holder.get("model_load_s")
+    ready_wait = holder.get("request_to_ready_s")
+    overhead = None
+    if ready_wait is not None and container_start is not None and startup is not None:
+        overhead = round(max(ready_wait - container_start - startup, 0.0), 3)
+    return {
+        "target": target.name,
+        "kind": "container start from zero (docker)",
+        "container_start_s": container_start,
+        "process_start_to_ready_s": round(startup, 3) if startup is not None else None,
+        "imports_and_setup_s": round(startup - load, 3) if startup is not None and load is not None else None,
+        "model_load_s": round(load, 3) if load is not None else None,
+        "readiness_seen_after_s": overhead,
+        "ready_to_first_response_s": round(facts.get("request_s", 0.0), 3),
+        "first_response_server_prediction_ms": facts.get("server_prediction_ms"),
+        "total_s": round(facts.get("total_s", 0.0), 3),
+        "error": facts.get("error", ""),
+    }
+
+
+def _add_pull_estimates(campaign: Campaign, fleet: ContainerFleet, breakdowns: list[dict[str, Any]]) -> None:
+    """Image pull is absent locally (the image is cached): add its estimate and the comparable total."""
+    estimates: dict[str, dict[str, Any]] = {}
+    for entry in breakdowns:
+        image = fleet.containers[entry["target"]].image
+        if image not in estimates:
+            estimates[image] = fleet.pull_estimate(image)
+        estimate = dict(estimates[image])
+        note = estimate.pop("image_pull")
+        settings = campaign.settings.setdefault("image_pull", note)
+        if note not in settings:
+            campaign.settings["image_pull"] = f"{settings}; {note}"
+        entry.update(estimate)
+        if "image_pull_estimate_s" in estimate and entry.get("total_s") is not None:
+            entry["total_with_pull_estimate_s"] = round(
+                entry["total_s"] + estimate["image_pull_estimate_s"], 3
+            )
+
+
 def _cluster_cold(
     campaign: Campaign, target: Target, options: ColdStartOptions, session: requests.Session
 ) -> dict:
@@ -188,7 +238,9 @@ def run(campaign: Campaign, options: ColdStartOptions) -> None:
         task = progress.add_task("cold starts", total=total)
         for target in campaign.targets:
             for _ in range(options.cold_requests):
-                if campaign.fleet is not None:
+                if isinstance(campaign.fleet, ContainerFleet):
+                    breakdown = _container_cold(campaign, target, options, session)
+                elif campaign.fleet is not None:
                     breakdown = _local_cold(campaign, target, options, session)
                 else:
                     breakdown = _cluster_cold(campaign, target, options, session)
@@ -196,4 +248,6 @@ def run(campaign: Campaign, options: ColdStartOptions) -> None:
                 for _ in range(options.warm_after):
                     _send(session, campaign, target, phase="warm", timeout=options.ready_timeout)
                 progress.advance(task)
+    if isinstance(campaign.fleet, ContainerFleet):
+        _add_pull_estimates(campaign, campaign.fleet, breakdowns)
     campaign.cold_start.extend(breakdowns)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SCENARIO_OPTIONS",
     "ColdStartOptions",
+    "MemoryOptions",
     "RampOptions",
     "ScenarioOptions",
     "ShapeOptions",
@@ -170,11 +171,65 @@ class ShapeOptions:
         """Nothing to check without Locust: the settings are checked against the shape in the campaign."""
 
 
-ScenarioOptions = WarmUpOptions | ColdStartOptions | RampOptions | ShapeOptions
+@dataclass(frozen=True, kw_only=True)
+class MemoryOptions:
+    """The published memory experiment: per model × memory size, a warm-up then cold starts (docker)."""
+
+    name: ClassVar[str] = "memory"
+    requests: int = 25
+    """Warm requests per target (published: 25)."""
+    interval: float = 0.2
+    """Seconds between warm requests (published: 5)."""
+    discard: int = 1
+    """Warm requests sent first and discarded (published: 1)."""
+    cold_requests: int = 3
+    """Cold requests per target (published: 10)."""
+    ready_timeout: float = 300.0
+    """Client timeout of a cold request (s)."""
+
+    #: What ``dr-serving lab run memory`` measures when not told otherwise: the published models and sizes.
+    DEFAULT_MODELS: ClassVar[tuple[str, ...]] = ("mobilenet=models/mobilenet", "vgg19=models/vgg19")
+    DEFAULT_PROFILES: ClassVar[tuple[str, ...]] = ("1Gi", "2Gi", "3Gi")
+
+    @staticmethod
+    def add_arguments(group: argparse._ArgumentGroup) -> None:
+        """Add the warm-up and cold-start flags of the memory experiment."""
+        group.add_argument("--requests", type=positive_int, default=25, help="warm requests (published: 25)")
+        group.add_argument(
+            "--interval", type=non_negative_float, default=0.2, help="seconds between requests (published: 5)"
+        )
+        group.add_argument("--discard", type=int, default=1, help="requests discarded first (published: 1)")
+        group.add_argument(
+            "--cold-requests", type=positive_int, default=3, help="cold requests per target (published: 10)"
+        )
+        group.add_argument(
+            "--ready-timeout",
+            type=non_negative_float,
+            default=300.0,
+            help="client timeout, longer than any cold start (s)",
+        )
+
+    def validate(self) -> None:
+        """Reject a negative discard count."""
+        if self.discard < 0:
+            raise UsageError(f"--discard expects a count ≥ 0, got {self.discard!r}.")
+
+    def warm_up(self) -> WarmUpOptions:
+        """The warm-up part."""
+        return WarmUpOptions(requests=self.requests, interval=self.interval, discard=self.discard)
+
+    def cold_start(self) -> ColdStartOptions:
+        """The cold-start part (no warm requests after each cold one: the warm-up measured them)."""
+        return ColdStartOptions(
+            cold_requests=self.cold_requests, warm_after=0, ready_timeout=self.ready_timeout
+        )
+
+
+ScenarioOptions = WarmUpOptions | ColdStartOptions | RampOptions | ShapeOptions | MemoryOptions
 
 #: Scenario name → its options class.
 SCENARIO_OPTIONS: dict[str, type[ScenarioOptions]] = {
-    cls.name: cls for cls in (WarmUpOptions, ColdStartOptions, RampOptions, ShapeOptions)
+    cls.name: cls for cls in (WarmUpOptions, ColdStartOptions, RampOptions, ShapeOptions, MemoryOptions)
 }
 
 
