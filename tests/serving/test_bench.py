@@ -55,8 +55,19 @@ def test_micro_batching_pays_only_with_20_percent_at_16_and_64_and_at_most_1_ms_
         ),
         (["bench", "--connections", "1,x"], "Error: Expected --connections like 1,4,16,64, got '1,x'."),
         (["bench", "--connections", "0"], "Error: Expected positive connection counts, got '0'."),
+        (
+            ["bench", "--micro-batch-rounds", "-1"],
+            "Error: Expected --micro-batch-rounds of 0 or more, got -1.",
+        ),
     ],
-    ids=["too-few-requests", "unknown-model", "unknown-variant", "bad-connections", "zero-connections"],
+    ids=[
+        "too-few-requests",
+        "unknown-model",
+        "unknown-variant",
+        "bad-connections",
+        "zero-connections",
+        "negative-rounds",
+    ],
 )
 def test_bad_arguments_are_usage_errors(
     argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
@@ -72,9 +83,10 @@ def test_a_short_run_measures_every_variant_bare_served_and_under_load(
     out = tmp_path / "bench.json"
     argv = ["bench", "--models", "mobilenet", "--model-root", str(mobilenet_int8_dir.parent)]
     argv += ["--requests", "3", "--warmup", "1", "--connections", "1,2", "--seconds", "1"]
+    argv += ["--micro-batch-rounds", "1", "--gradability", "flag"]
     assert main([*argv, "--out", str(out)]) == 0
     results = json.loads(out.read_text())
-    assert results["requests"] == 3
+    assert results["requests"] == 3 and results["gradability"] == "flag"
     assert set(results["peaks_gops"]) >= {"fp32", "int8", "tensorflow_matmul_fp32", "litert_fc_int8"}
     mobilenet = results["models"]["mobilenet"]
     assert mobilenet["gflops_per_image"] == pytest.approx(1.14)
@@ -92,6 +104,9 @@ def test_a_short_run_measures_every_variant_bare_served_and_under_load(
         assert 0 < served["prediction_ms_p50"] <= served["end_to_end_ms"]["p50"]
         assert [row["connections"] for row in served["load"]] == [1, 2]
         assert all(row["requests"] > 0 and row["errors"] == 0 for row in served["load"])
+        # Where the time goes: the server's CPU per answer and the phases its X-DR headers report.
+        assert all(row["server_cpu_ms_per_request"] > 0 for row in served["load"])
+        assert all(row["decode_ms"] > 0 and row["prediction_ms"] > 0 for row in served["load"])
     assert mobilenet["int8_guard"]["grade_agreement"] >= 0.99
     with out.with_name("bench-load.csv").open() as handle:
         rows = list(csv.DictReader(handle))
