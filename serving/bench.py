@@ -55,6 +55,7 @@ from serving.timing import percentile
 
 __all__ = [
     "BARE_VARIANTS",
+    "INT8_REFUSAL_FILENAME",
     "SERVED_VARIANTS",
     "TARGETS",
     "litert_peak_gops",
@@ -83,6 +84,8 @@ TARGETS = {
     "errors_at_64_max": 0,
 }
 _MICRO_BATCH = 8
+#: Written beside the model when the guarded int8 conversion was refused: later runs do not search again.
+INT8_REFUSAL_FILENAME = "model.int8.refused.json"
 #: Concurrent callers of the micro-batching measurement, and the issue's rule for wiring it into the server.
 MICRO_BATCH_CALLERS = (1, 16, 64)
 MICRO_BATCH_MIN_GAIN = 1.2
@@ -569,7 +572,11 @@ def _ensure_model(model_dir: Path, arch: str, *, int8: bool = True) -> Path:
             convert_model(model_dir)
         except AgreementError as exc:
             print(f">> {arch}: no model.tflite ({exc})", flush=True)
-    if int8 and not (model_dir / "model.int8.tflite").is_file():
+    refusal = model_dir / INT8_REFUSAL_FILENAME
+    if int8 and not (model_dir / "model.int8.tflite").is_file() and refusal.is_file():
+        reason = json.loads(refusal.read_text()).get("refused", "")
+        print(f">> {arch}: no model.int8.tflite (refused before: {reason} Delete {refusal} to retry.)")
+    elif int8 and not (model_dir / "model.int8.tflite").is_file():
         from serving.metadata import ModelMetadata
         from serving.zoo import quantize
 
@@ -587,6 +594,13 @@ def _ensure_model(model_dir: Path, arch: str, *, int8: bool = True) -> Path:
             )
         except quantize.GuardError as exc:
             print(f">> {arch}: no model.int8.tflite ({exc})", flush=True)
+            # The search takes minutes (VGG19: tens); the next run skips it until this file is deleted.
+            record = {
+                "refused": str(exc),
+                "check_samples": check,
+                "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            }
+            refusal.write_text(json.dumps(record) + "\n")
     return model_dir
 
 

@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 from dr_cli.main import main
-from serving.bench import BARE_VARIANTS, SERVED_VARIANTS, micro_batching_pays, percentile
+from serving.bench import (
+    BARE_VARIANTS,
+    INT8_REFUSAL_FILENAME,
+    SERVED_VARIANTS,
+    _ensure_model,
+    micro_batching_pays,
+    percentile,
+)
 
 
 def test_percentile_interpolates() -> None:
@@ -38,6 +45,21 @@ def test_micro_batching_pays_only_with_20_percent_at_16_and_64_and_at_most_1_ms_
     assert not micro_batching_pays(_micro_rows(1.19, 1.5, 10.0, 10.0))  # too little at 16
     assert not micro_batching_pays(_micro_rows(1.5, 1.05, 10.0, 10.0))  # too little at 64
     assert not micro_batching_pays(_micro_rows(1.5, 1.5, 10.0, 11.2))  # a lone caller waits longer
+
+
+def test_a_refused_int8_conversion_is_not_searched_again(
+    mobilenet_int8_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    model_dir = tmp_path / "mobilenet"
+    shutil.copytree(mobilenet_int8_dir, model_dir, ignore=shutil.ignore_patterns("model.int8*"))
+    refused = "No mix of int8 and float layers meets the accuracy guard (test)."
+    (model_dir / INT8_REFUSAL_FILENAME).write_text(json.dumps({"refused": refused}))
+    assert _ensure_model(model_dir, "mobilenet") == model_dir
+    printed = capsys.readouterr().out
+    assert f"refused before: {refused}" in printed and "Delete" in printed
+    assert "quantizing" not in printed and not (model_dir / "model.int8.tflite").exists()
 
 
 @pytest.mark.parametrize(
