@@ -1,6 +1,8 @@
-# dr-serving predictor image, two flavours from one file:
+# dr-serving images, three flavours from one file:
 #   full  TensorFlow: serves the SavedModel directly                 (--build-arg FLAVOUR=full, the default)
 #   lite  LiteRT only, no TensorFlow: serves MODEL_DIR/model.tflite  (--build-arg FLAVOUR=lite)
+#   lab   the Locust load lab, no model backend: the chart's load-test master and worker pods (--build-arg FLAVOUR=lab,
+#         tagged dr-serving/loadtest:<version>-lab by `make image-lab`)
 #
 #   docker build -t dr-serving/predictor:0.1.0-lite --build-arg FLAVOUR=lite .
 #   docker build --platform linux/arm64 --build-arg BASE_IMAGE=dr-serving/base:bookworm-arm64 ...   (QEMU, make qemu)
@@ -11,7 +13,7 @@
 # Build arguments:
 #   BASE_IMAGE  a Debian-bookworm-like image with python3.11 and its venv module (the official slim image, or the
 #               local debootstrap base `dr-serving/base:bookworm` from `make base-image`)
-#   FLAVOUR     full | lite
+#   FLAVOUR     full | lite | lab
 #   WHEELHOUSE  folder in the build context holding the wheels (`make wheelhouse`); installed with --no-index.
 #               Left empty, wheels come from the package index.
 #   MODEL       model folder in the build context to bake in at /opt/dr-serving/model (/mnt/models then points
@@ -36,7 +38,7 @@ COPY docker/slim-venv.sh /tmp/slim-venv.sh
 COPY docker/prune/ /tmp/prune/
 COPY ${WHEELHOUSE:-docker/empty} /wheels/
 RUN set -eu; \
-    case "$FLAVOUR" in full|lite) ;; *) echo "Error: FLAVOUR must be 'full' or 'lite', got '$FLAVOUR'." >&2; exit 2;; esac; \
+    case "$FLAVOUR" in full|lite|lab) ;; *) echo "Error: FLAVOUR must be 'full', 'lite' or 'lab', got '$FLAVOUR'." >&2; exit 2;; esac; \
     if ls /wheels/*.whl >/dev/null 2>&1; then source="--no-index --find-links /wheels"; else source=""; fi; \
     python3 -m venv /opt/venv; \
     if ! /opt/venv/bin/python -m pip install --quiet --no-deps --only-binary=:all: $source -r /tmp/requirements.txt; then \
@@ -64,10 +66,13 @@ COPY ${MODEL:-docker/empty} /stage/opt/dr-serving/model/
 RUN if [ -n "$MODEL" ]; then rmdir /stage/mnt/models && ln -s /opt/dr-serving/model /stage/mnt/models \
       && find /stage/opt/dr-serving/model \( -type d ! -perm -o+rx -o -type f ! -perm -o+r \) -exec chmod a+rX {} +; \
     else rm -rf /stage/opt/dr-serving/model; fi
-# `python -m serving` runs dr_cli's command registry; the image ships these two packages only.
+# `python -m serving` runs dr_cli's command registry; the predictor ships these two packages only, the lab flavour
+# the load lab too.
 COPY dr_cli /stage/opt/dr-serving/app/dr_cli
 COPY serving /stage/opt/dr-serving/app/serving
-RUN python3 -m compileall -q /stage/opt/dr-serving/app
+COPY loadtest /stage/opt/dr-serving/app/loadtest
+RUN if [ "$FLAVOUR" != lab ]; then rm -rf /stage/opt/dr-serving/app/loadtest; fi \
+ && python3 -m compileall -q /stage/opt/dr-serving/app
 
 # ------------------------------------------------------------------------------------------- hardened system
 # The base image less its attack surface (setuid/setgid bits, shells, apt/dpkg, perl, openssl; docker/harden.sh),
@@ -84,8 +89,8 @@ FROM scratch AS runtime
 COPY --from=system / /
 ARG FLAVOUR=full
 ARG VERSION=0.1.0
-LABEL org.opencontainers.image.title="dr-serving predictor (${FLAVOUR})" \
-      org.opencontainers.image.description="KServe predictor for diabetic-retinopathy classifiers" \
+LABEL org.opencontainers.image.title="dr-serving (${FLAVOUR})" \
+      org.opencontainers.image.description="KServe predictor for diabetic-retinopathy classifiers (full, lite) or its Locust load lab (lab)" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.licenses="Apache-2.0" \
       io.dr-serving.flavour="${FLAVOUR}"

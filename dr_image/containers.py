@@ -60,7 +60,11 @@ class Container:
     #: Flags after the chart's (the route tests' ``--max-image-pixels``).
     extra_args: tuple[str, ...] = ()
     name: str = field(default_factory=lambda: f"dr-test-{uuid.uuid4().hex[:10]}")
+    #: Extra /etc/hosts entries (``--add-host``), shared by containers that join this one's network.
+    hosts: dict[str, str] = field(default_factory=dict)
     port: int = 0
+    #: The port the predictor listens on inside its network namespace (8080, or ``port`` on the host network).
+    inner_port: int = 0
     started_at: float = 0.0
 
     @property
@@ -113,6 +117,8 @@ class Container:
             options += ["--volume", f"{self.model_mount}:/mnt/models:ro"]
         for host, inside in self.mounts.items():
             options += ["--volume", f"{host}:{inside}:rw"]
+        for host, address in self.hosts.items():
+            options += ["--add-host", f"{host}:{address}"]
         if bridge_available():
             options += ["--publish", f"127.0.0.1:{self.port}:8080"]
             http_port = 8080
@@ -124,6 +130,7 @@ class Container:
     def start(self) -> Container:
         """``docker run -d`` the container; returns self."""
         options, http_port = self.run_options()
+        self.inner_port = http_port
         self.started_at = time.monotonic()
         docker("run", "--detach", *options, self.image, *self.args(http_port))
         return self

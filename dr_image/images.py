@@ -1,10 +1,11 @@
-"""Build the predictor images offline: start the Docker engine, make the base image and wheelhouse, build.
+"""Build the images offline: start the Docker engine, make the base image and wheelhouse, build.
 
     python -m dr_image.images engine                       # start dockerd unless an engine answers
     python -m dr_image.images prepare                      # engine + debootstrap base image + host wheelhouse
     python -m dr_image.images prepare --arch arm64         # the same for linux/arm64 (QEMU: make qemu)
     python -m dr_image.images build --flavour lite [--arch arm64] [--model DIR] [--tag TAG] [--base IMG]
                                   [--no-wheelhouse]
+    python -m dr_image.images build --flavour lab       # the load lab: dr-serving/loadtest:<version>-lab
 
 Used by make/image.mk and the image tests, so both build exactly the same way. Nothing is pulled from a
 registry when the base is the local ``dr-serving/base:bookworm`` (``…:bookworm-arm64`` for a foreign arch);
@@ -32,7 +33,12 @@ ROOT = Path(__file__).resolve().parent.parent
 REPOSITORY = "dr-serving/predictor"
 LOCAL_BASE = "dr-serving/base:bookworm"
 OFFICIAL_BASE = "python:3.11-slim-bookworm"
-FLAVOURS = ("full", "lite")
+#: The predictor flavours (model servers; ``make image``, multi-arch indexes, measurements).
+PREDICTOR_FLAVOURS = ("full", "lite")
+#: Every flavour of the Dockerfile: the predictors and ``lab``, the Locust load lab of the load-test pods.
+FLAVOURS = (*PREDICTOR_FLAVOURS, "lab")
+#: Repository of the lab flavour (the chart's ``loadtest.image.repository``).
+LAB_REPOSITORY = "dr-serving/loadtest"
 ARCHES = ("amd64", "arm64")
 #: Said wherever a time measured on an emulated arm64 image is shown.
 EMULATION_NOTE = "QEMU emulation, not Graviton performance"
@@ -58,8 +64,12 @@ def version() -> str:
 
 
 def tag_for(flavour: str, *, suffix: str = "") -> str:
-    """``dr-serving/predictor:<version>-<flavour>`` (the chart's tag), plus ``-<suffix>`` when given."""
-    return f"{REPOSITORY}:{version()}-{flavour}{f'-{suffix}' if suffix else ''}"
+    """``dr-serving/predictor:<version>-<flavour>`` (the chart's tag), plus ``-<suffix>`` when given.
+
+    The lab flavour is ``dr-serving/loadtest:<version>-lab``, the chart's default ``loadtest.image``.
+    """
+    repository = LAB_REPOSITORY if flavour == "lab" else REPOSITORY
+    return f"{repository}:{version()}-{flavour}{f'-{suffix}' if suffix else ''}"
 
 
 def host_arch() -> str:
@@ -212,7 +222,7 @@ def wheelhouse_dir(arch: str | None = None) -> Path:
 
 
 def ensure_wheelhouse(arch: str | None = None) -> Path:
-    """Download the wheels of both flavours unless every pinned requirement already has one there."""
+    """Download the wheels of every flavour unless each pinned requirement already has one there."""
     dest = wheelhouse_dir(arch)
     stamp = dest / ".requirements"
     wanted = "".join((ROOT / "docker" / f"requirements-{f}.txt").read_text() for f in FLAVOURS)
@@ -283,6 +293,8 @@ def build(
         raise ValueError(f"arch must be one of {list(ARCHES)!r}, got {arch!r}.")
     model_arg = ""
     if model is not None:
+        if flavour == "lab":
+            raise ImageError("The lab image serves no model; build it without one.")
         if flavour == "lite" and not (Path(model) / "model.tflite").is_file():
             raise ImageError(
                 f"The lite image serves model.tflite, which {str(model)!r} lacks; "

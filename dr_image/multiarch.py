@@ -159,14 +159,14 @@ def main(argv: list[str] | None = None) -> int:
         "--registry", required=True, help="host:port[/path] to push to (127.0.0.1:5000, ECR, …)"
     )
     parser.add_argument(
-        "--flavour", choices=images.FLAVOURS, action="append", help="flavour(s); default both"
+        "--flavour", choices=images.PREDICTOR_FLAVOURS, action="append", help="flavour(s); default both"
     )
     args = parser.parse_args(argv)
     host = args.registry.split("/", 1)[0]
     try:
         images.start_engine()
         sources = {}
-        for flavour in args.flavour or images.FLAVOURS:
+        for flavour in args.flavour or images.PREDICTOR_FLAVOURS:
             sources[flavour] = {arch: images.arch_tag(flavour, arch) for arch in images.ARCHES}
             for tag in sources[flavour].values():
                 if not images.image_exists(tag):

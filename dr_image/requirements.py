@@ -1,11 +1,12 @@
 """Generate (or check) the image's runtime requirement files from pyproject.toml extras and the lock file.
 
 ``docker/requirements-full.txt`` = the closure of ``dr-serving[serve,tf]``, ``docker/requirements-lite.txt`` =
-that of ``dr-serving[serve,lite]``, every name pinned to its version in the lock file. The closure is walked
-through the installed distributions' metadata (run it with the project's ``.venv``), evaluating markers for
-Linux / CPython 3.11 on both x86_64 and aarch64. TensorFlow ships its CPU build as ``tensorflow-cpu`` on
-x86_64 but only as ``tensorflow`` on aarch64, so the full file carries both, each behind a
-``platform_machine`` marker.
+that of ``dr-serving[serve,lite]``, ``docker/requirements-lab.txt`` that of ``dr-serving[loadgen]`` (the load
+generator of the chart's load-test pods: no model backend, no cluster tooling), every name pinned to its
+version in the lock file. The closure is walked through the installed distributions' metadata (run it with the
+project's ``.venv``), evaluating markers for Linux / CPython 3.11 on both x86_64 and aarch64. TensorFlow ships
+its CPU build as ``tensorflow-cpu`` on x86_64 but only as ``tensorflow`` on aarch64, so the full file carries
+both, each behind a ``platform_machine`` marker.
 
 Usage: ``python -m dr_image.requirements`` (write) or ``python -m dr_image.requirements --check`` (exit 1 if
 stale).
@@ -24,7 +25,11 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parent.parent
-FLAVOURS: dict[str, tuple[str, ...]] = {"full": ("serve", "tf"), "lite": ("serve", "lite")}
+FLAVOURS: dict[str, tuple[str, ...]] = {
+    "full": ("serve", "tf"),
+    "lite": ("serve", "lite"),
+    "lab": ("loadgen",),
+}
 # Target machines the images are built for (values of platform_machine).
 MACHINES = ("x86_64", "aarch64")
 # Distributions whose name differs per machine: x86_64 name -> {machine: name on that machine}.

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # expand a PEP 600 --platform to older glibc tags itself, so each one is passed.
 GLIBC_MINOR = 36
 MACHINE = {"amd64": "x86_64", "arm64": "aarch64"}
-FLAVOURS = ("full", "lite")
+FLAVOURS = ("full", "lite", "lab")
 
 
 def requirements_for(flavour: str, arch: str) -> list[str]:
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     host = normalise_arch(platform.machine())
     parser.add_argument("--arch", choices=sorted(MACHINE), default=host, help="target (default: host)")
-    parser.add_argument("--flavour", choices=FLAVOURS, action="append", help="flavour(s); default both")
+    parser.add_argument("--flavour", choices=FLAVOURS, action="append", help="flavour(s); default all")
     parser.add_argument("--check", action="store_true", help="download into a temporary folder and report")
     parser.add_argument("--dest", type=Path, help="wheelhouse folder (default build/wheelhouse/linux-ARCH)")
     args = parser.parse_args(argv)

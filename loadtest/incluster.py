@@ -21,6 +21,8 @@ __all__ = ["CONFIG_DIR", "campaign_argv"]
 
 #: Where the chart mounts the load-test ConfigMap in the master pod.
 CONFIG_DIR = Path("/etc/dr-serving/loadtest")
+#: Scenarios that need the Kubernetes API (the load-test pods have neither a token nor the client).
+OUTSIDE_ONLY = {"cold-start": "it watches the predictor's pods scale to zero through the Kubernetes API"}
 
 
 def _read(config: Path, key: str) -> str:
@@ -37,10 +39,16 @@ def campaign_argv(
     config: Path = CONFIG_DIR, *, scenario: str | None = None, flags: Sequence[str] = ()
 ) -> list[str]:
     """The ``dr-serving`` arguments of the campaign the ConfigMap mounted at ``config`` describes."""
+    name = scenario or _read(config, "scenario")
+    if name in OUTSIDE_ONLY:
+        raise RuntimeError(
+            f"The {name} scenario cannot run in the load-test pods: {OUTSIDE_ONLY[name]}; run it from "
+            f"outside the cluster: make loadtest SCENARIO={name}"
+        )
     return [
         "lab",
         "run",
-        scenario or _read(config, "scenario"),
+        name,
         "--targets",
         str(config / "targets.yaml"),
         "--workers",

@@ -31,15 +31,15 @@ base-image-arm64: docker-engine qemu ## Build dr-serving/base:bookworm-arm64 (de
 	@bash docker/base-image.sh dr-serving/base:bookworm-arm64 arm64
 
 .PHONY: requirements-image
-requirements-image: setup ## Regenerate docker/requirements-{full,lite}.txt from pyproject.toml and the lock.
+requirements-image: setup ## Regenerate docker/requirements-{full,lite,lab}.txt from pyproject.toml and the lock.
 	@$(PY) -m dr_image.requirements
 
 .PHONY: wheelhouse
-wheelhouse: setup ## Download the pinned runtime wheels of both flavours into build/wheelhouse/linux-<arch>.
+wheelhouse: setup ## Download the pinned runtime wheels of every flavour into build/wheelhouse/linux-<arch>.
 	@$(PY) -m dr_image.wheelhouse
 
 .PHONY: wheelhouse-arm64
-wheelhouse-arm64: setup ## Download the aarch64 wheels of both flavours into build/wheelhouse/linux-arm64.
+wheelhouse-arm64: setup ## Download the aarch64 wheels of every flavour into build/wheelhouse/linux-arm64.
 	@$(PY) -m dr_image.wheelhouse --arch arm64
 
 .PHONY: wheels-check-arm64
@@ -59,6 +59,10 @@ endef
 .PHONY: image
 image: docker-engine ## Build dr-serving/predictor:<version>-{full,lite} with IMAGE_MODEL baked in (offline base).
 	$(call build_images,)
+
+.PHONY: image-lab
+image-lab: docker-engine ## Build dr-serving/loadtest:<version>-lab, the Locust load lab the chart's load-test pods run.
+	@$(IMAGES_PY) build --flavour lab $(if $(IMAGE_BASE),--base $(IMAGE_BASE) --no-wheelhouse)
 
 .PHONY: image-arm64
 image-arm64: docker-engine qemu ## Build dr-serving/predictor:<version>-{full,lite}-arm64 for linux/arm64 under QEMU.

@@ -1,4 +1,4 @@
-"""Fixtures of the image tests: a running Docker engine, both flavours built offline, a converted model.
+"""Fixtures of the image tests: a running Docker engine, every flavour built offline, a converted model.
 
 The engine is started if needed; if it cannot start, every image test FAILS with the reason (never skips).
 Builds reuse the engine's layer cache, so a rerun with unchanged inputs takes seconds.
@@ -75,6 +75,20 @@ def built_images(images_module: ModuleType, offline_inputs: Path) -> dict[str, s
         }
     except images_module.ImageError as exc:
         pytest.fail(f"Building the predictor image failed: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def lab_image(images_module: ModuleType, offline_inputs: Path) -> str:
+    """The lab flavour (the Locust load lab the chart's load-test pods run), tagged ``<version>-lab-test``."""
+    try:
+        return images_module.build(
+            "lab",
+            tag=images_module.tag_for("lab", suffix="test"),
+            base=images_module.LOCAL_BASE,
+            wheelhouse=offline_inputs,
+        )
+    except images_module.ImageError as exc:
+        pytest.fail(f"Building the lab image failed: {exc}", pytrace=False)
 
 
 @pytest.fixture(scope="session")

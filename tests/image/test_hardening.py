@@ -65,11 +65,13 @@ def export_walk(image: str) -> Exported:
     return Exported(image, files, special, forbidden, passwd, status)
 
 
-@pytest.fixture(scope="module", params=["lite", "full", "lite-arm64"])
+@pytest.fixture(scope="module", params=["lite", "full", "lab", "lite-arm64"])
 def image(request: pytest.FixtureRequest, built_images: dict[str, str]) -> str:
-    """Each amd64 flavour as the tests build it, and the arm64 lite image."""
+    """Each amd64 flavour as the tests build it (the lab image too), and the arm64 lite image."""
     if request.param == "lite-arm64":
         return str(request.getfixturevalue("arm64_lite_image"))
+    if request.param == "lab":
+        return str(request.getfixturevalue("lab_image"))
     return built_images[request.param]
 
 

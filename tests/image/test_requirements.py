@@ -30,7 +30,7 @@ def test_files_are_regenerated_from_pyproject_and_lock(requirements: ModuleType)
     assert requirements.main(["--check"]) == 0
 
 
-@pytest.mark.parametrize("flavour", ["full", "lite"])
+@pytest.mark.parametrize("flavour", ["full", "lite", "lab"])
 def test_every_pin_matches_the_lock(requirements: ModuleType, flavour: str) -> None:
     lock = requirements.read_lock()
     for req in _pins(flavour):
@@ -51,6 +51,19 @@ def test_flavours_carry_the_right_runtime() -> None:
     assert str(full["tensorflow-cpu"].marker) == 'platform_machine == "x86_64"'
     assert str(full["tensorflow"].marker) == 'platform_machine == "aarch64"'
     assert full["tensorflow"].specifier == full["tensorflow-cpu"].specifier
+    # The lab image is the load generator only: Locust and the report, no model backend or cluster tooling.
+    lab = {canonicalize_name(r.name) for r in _pins("lab")}
+    assert {"locust", "gevent", "pyzmq", "matplotlib", "jinja2", "psutil", "numpy", "pillow"} <= lab
+    assert not lab & {"tensorflow", "tensorflow-cpu", "ai-edge-litert", "kserve", "kubernetes", "pyhelm3"}
+
+
+def test_the_loadgen_extra_is_the_lab_extra_less_the_cluster_tooling() -> None:
+    import tomllib
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    cluster = {line for line in extras["lab"] if Requirement(line).name in {"kubernetes", "pyhelm3"}}
+    assert len(cluster) == 2
+    assert set(extras["loadgen"]) == set(extras["lab"]) - cluster
 
 
 def test_wheelhouse_evaluates_markers_for_the_target_machine() -> None:

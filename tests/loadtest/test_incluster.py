@@ -58,6 +58,14 @@ def test_scenario_and_flags_given_at_start_override_the_configmap(tmp_path: Path
     assert (options.scenario, options.requests, options.workers) == ("warm-up", 5, 3)
 
 
+def test_cold_start_is_refused_inside_the_cluster(tmp_path: Path) -> None:
+    config = _mounted_configmap(tmp_path)
+    with pytest.raises(
+        RuntimeError, match=r"cold-start scenario cannot run in the load-test pods: .*Kubernetes API"
+    ):
+        campaign_argv(config, scenario="cold-start")
+
+
 def test_a_missing_configmap_says_where_it_looked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["lab", "in-cluster", "--config", str(tmp_path / "nowhere"), "--", "--users=5"]) == 1
     assert (
