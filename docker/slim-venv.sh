@@ -47,7 +47,10 @@ for root, dirs, files in os.walk(sys.argv[1]):
             stripped.append(path)
 for path in stripped:
     ctypes.CDLL(path, mode=os.RTLD_LAZY)
-print(f">> stripped and loaded {len(stripped)} shared objects")
+print(f">> stripped and loaded {len(stripped)} shared objects", flush=True)
+# Exit without finalizing: an extension module loaded as a plain library (never imported) can call into Python
+# from its destructors at exit and abort (matplotlib's pybind11 modules in the lab image do).
+os._exit(0)
 PY
 fi
 # Pillow's codecs and fonts for what the predictor never opens (serving.imaging.ACCEPTED_FORMATS: JPEG and PNG
