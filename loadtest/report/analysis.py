@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any
 
+from loadtest.emulation import UNPRICED
 from loadtest.exporter import BUCKETS
 from loadtest.report.prices import PriceTable
 from loadtest.report.published import COURSE_PROJECT, SPEEDUPS, published_cold, published_for
@@ -164,10 +165,16 @@ def _sequential(rows: list[LatencyRow]) -> list[tuple[LatencyRow, str]]:
     return found
 
 
+def _comparable(rows: list[LatencyRow]) -> list[LatencyRow]:
+    """Rows that may stand beside published or other pools' figures: not the QEMU-emulated arm64 pool."""
+    return [r for r in rows if r.instance_type != UNPRICED]
+
+
 def published_rows(rows: list[LatencyRow]) -> list[PublishedRow]:
-    """Published figures beside our sequential measurements only (see the module docstring)."""
+    """Published figures beside our sequential measurements only (see the module docstring); never beside
+    the QEMU-emulated arm64 pool (functional runs only)."""
     found = []
-    for row, compared_as in _sequential(rows):
+    for row, compared_as in _sequential(_comparable(rows)):
         ref = published_for(
             row.model,
             instance_type=row.instance_type,
@@ -250,7 +257,7 @@ class SpeedupRow:
 def speedup_rows(rows: list[LatencyRow]) -> list[SpeedupRow]:
     """Speed-ups between every two pools serving the same model, from the sequential warm phase."""
     found = []
-    warm = [r for r in rows if r.phase == "warm"]
+    warm = [r for r in _comparable(rows) if r.phase == "warm"]
     for a, b in combinations(warm, 2):
         if a.model != b.model or a.target == b.target:
             continue

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from loadtest.emulation import ARM64_EMULATED, QEMU_NOTE, UNPRICED
 from loadtest.report.analysis import Analysis, ColdPublishedRow, LatencyRow, PrometheusCheck
 from loadtest.report.published import COURSE_PROJECT
 
@@ -108,7 +109,13 @@ def latency_table(rows: list[LatencyRow]) -> Table:
         ],
         note="prediction = the backend call alone inside the server (X-DR-Prediction-Ms); server = arrival "
         "to postprocessing (X-DR-Server-Ms); total = client-side latency. Phase: warm/cold are sequential "
-        "requests; load rows are one step of a ramp or shape.",
+        "requests; load rows are one step of a ramp or shape."
+        + (
+            f" {ARM64_EMULATED}: the arm64 image under {QEMU_NOTE}; functional only, priced as nothing and "
+            "never set beside published figures or other pools."
+            if any(r.instance_type == UNPRICED for r in rows)
+            else ""
+        ),
     )
 
 

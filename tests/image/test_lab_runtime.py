@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -55,6 +57,7 @@ def docker_run(
     """The campaign's summary.json (plus its folder and output under ``_run``)."""
     out = tmp_path_factory.mktemp("lab-docker")
     pool = default_pool_names()[0]
+    before = _lab_containers()
     result = _dr_serving(
         "lab", "run", "cold-start", "--local", "--runtime", "docker", "--image-suffix", "test",
         "--model-dir", f"mobilenet={served_model_dir}", "--pools", pool,
@@ -65,7 +68,12 @@ def docker_run(
     assert result.returncode == 0, result.stderr[-4000:]
     run_dir = Path(result.stdout.strip().rsplit("Run folder: ", 1)[1])
     summary = json.loads((run_dir / "summary.json").read_text())
-    summary["_run"] = {"dir": run_dir, "pool": pool, "stderr": result.stderr}
+    summary["_run"] = {
+        "dir": run_dir,
+        "pool": pool,
+        "stderr": result.stderr,
+        "left": _lab_containers() - before,
+    }
     return summary
 
 
@@ -144,12 +152,13 @@ def test_prometheus_scraped_the_containers_and_agrees_with_the_csv(docker_run: d
 
 
 def test_every_lab_container_is_removed(docker_run: dict) -> None:
-    assert _lab_containers() == []
+    assert docker_run["_run"]["left"] == set()
 
 
 def test_missing_image_names_make_image(
     built_images: dict[str, str], served_model_dir: Path, tmp_path: Path
 ) -> None:
+    before = _lab_containers()
     result = _dr_serving(
         "lab", "run", "warm-up", "--local", "--runtime", "docker", "--image-suffix", "no-such-build",
         "--model-dir", str(served_model_dir), "--pools", default_pool_names()[0], "--out", str(tmp_path),
@@ -158,7 +167,7 @@ def test_missing_image_names_make_image(
     )  # fmt: skip
     assert result.returncode == 1
     assert "make image" in result.stderr and "0.1.0-lite-no-such-build" in result.stderr.replace("\n", "")
-    assert _lab_containers() == []
+    assert _lab_containers() - before == set()
 
 
 def test_arm64_emulated_pool_is_docker_only(tmp_path: Path) -> None:
@@ -166,3 +175,30 @@ def test_arm64_emulated_pool_is_docker_only(tmp_path: Path) -> None:
         pytest.skip("this host is arm64: its pools are native")
     result = _dr_serving("lab", "run", "warm-up", "--local", "--pools", "arm64-emulated", cwd=tmp_path)
     assert result.returncode == 2 and "--runtime docker" in result.stderr
+
+
+def test_ctrl_c_removes_every_container(served_model_dir: Path, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "LOCUST_SKIP_MONKEY_PATCH" and not k.startswith("DR_")}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(CHECKOUT), env.get("PYTHONPATH", "")) if p)
+    command = [
+        sys.executable, "-m", "serving", "lab", "run", "warm-up", "--local", "--runtime", "docker",
+        "--image-suffix", "test", "--model-dir", f"mobilenet={served_model_dir}", "--pools",
+        default_pool_names()[0], "--memory-profiles", "1Gi,2Gi", "--requests", "1000", "--out", str(tmp_path),
+        "--quiet", "--no-prometheus",
+    ]  # fmt: skip
+    # A session of its own: Ctrl-C in a terminal signals the whole foreground process group.
+    before = _lab_containers()
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, start_new_session=True, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while len(_lab_containers() - before) < 2:  # both containers exist (the second one is starting)
+            assert process.poll() is None and time.monotonic() < deadline, "no container appeared"
+            time.sleep(0.2)
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=180)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == 130, stderr.decode()[-2000:]
+    assert _lab_containers() - before == set()
