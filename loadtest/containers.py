@@ -481,18 +481,22 @@ class ContainerFleet:
             time.sleep(0.05)
         ready = time.time()
         container.lives[-1].ready = ready
+        return {"requested": requested, "ready_seen": ready}
+
+    def startup_marks(self, target: Target, started: dict[str, float]) -> dict[str, Any]:
+        """Where a start's time went (read after it, so a held request is sent the moment it is ready): the
+        engine's ``State.StartedAt`` and the predictor's start-up metrics, beside ``_start``'s own marks."""
+        container = self.container_of(target)
+        requested, ready = started["requested"], started["ready_seen"]
         container_started = _timestamp(container.inspect().get("StartedAt", ""))
-        server = _server_startup(base)
+        server = _server_startup(target.base_url)
         marks = {
-            "requested": requested,
-            "container_started": container_started,
-            "ready_seen": ready,
             "container_start_s": round(container_started - requested, 3) if container_started else None,
             "server_startup_s": server.get("dr_startup_seconds"),
             "model_load_s": server.get("dr_model_load_seconds"),
             "request_to_ready_s": round(ready - requested, 3),
         }
-        container.startup.append({k: v for k, v in marks.items() if k.endswith("_s")})
+        container.startup.append(marks)
         return marks
 
     def _lock(self) -> Any:
@@ -515,7 +519,9 @@ class ContainerFleet:
             self._create(pool, model, container)
             self.containers[container.target.name] = container
             try:
-                marks = self._start(container, timeout=self.ready_timeout)
+                marks = self.startup_marks(
+                    container.target, self._start(container, timeout=self.ready_timeout)
+                )
             except (ContainerFailed, TimeoutError) as exc:
                 self.failed.append(container)
                 if progress is not None:
@@ -554,8 +560,9 @@ class ContainerFleet:
         with self._lock():
             container.status = "stopped"
 
-    def cold_start(self, target: Target, *, timeout: float) -> dict[str, Any]:
-        """Start ``target``'s stopped container and wait until ready; returns the start's marks."""
+    def cold_start(self, target: Target, *, timeout: float) -> dict[str, float]:
+        """Start ``target``'s stopped container and wait until ready; returns when it was asked and seen
+        ready (Unix times; ``startup_marks`` splits it once the held request is answered)."""
         return self._start(self.container_of(target), timeout=timeout)
 
     def pull_estimate(self, image: str) -> dict[str, Any]:

@@ -134,6 +134,8 @@ def _container_cold(
     facts = _send(
         session, campaign, target, phase="cold", timeout=options.ready_timeout, before=start_and_wait
     )
+    if holder:
+        holder.update(fleet.startup_marks(target, holder))
     container_start = holder.get("container_start_s")
     startup = holder.get("server_startup_s")
     load = holder.get("model_load_s")
