@@ -202,3 +202,33 @@ def test_ctrl_c_removes_every_container(served_model_dir: Path, tmp_path: Path) 
             process.wait()
     assert process.returncode == 130, stderr.decode()[-2000:]
     assert _lab_containers() - before == set()
+
+
+def test_arm64_emulated_pool_answers_labelled_and_unpriced(
+    arm64_lite_image: str, served_model_dir: Path, tmp_path: Path
+) -> None:
+    """A functional run on the arm64 lite image under QEMU: it answers, and says what it is everywhere."""
+    if "arm64-emulated" not in ALL_POOLS:
+        pytest.skip("this host is arm64: its pools are native")
+    result = _dr_serving(
+        "lab", "run", "warm-up", "--local", "--runtime", "docker", "--image-suffix", "test",
+        "--model-dir", f"mobilenet={served_model_dir}", "--pools", "arm64-emulated",
+        "--memory-profiles", "2Gi", "--requests", "1", "--discard", "0", "--out", str(tmp_path), "--quiet",
+        "--no-prometheus",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = Path(result.stdout.strip().rsplit("Run folder: ", 1)[1])
+    summary = json.loads((run_dir / "summary.json").read_text())
+    (container,) = summary["containers"]
+    assert (
+        container["image"] == arm64_lite_image
+        and "QEMU emulation, not Graviton performance" in container["arch"]
+    )
+    (target,) = summary["targets"]
+    assert target["arch"] == "arm64" and target["price_per_hour"] == 0.0
+    (group,) = summary["groups"]
+    assert group["requests"] == 1 and group["failures"] == 0 and group["arch"] == "arm64"
+    report = (run_dir / "report.md").read_text()
+    assert "QEMU emulation, not Graviton performance" in report
+    assert "## Cost per inference" not in report and "## Ours beside the published" not in report
