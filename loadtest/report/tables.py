@@ -119,7 +119,9 @@ def latency_table(rows: list[LatencyRow]) -> Table:
     )
 
 
-def prometheus_table(checks: list[PrometheusCheck], prometheus: dict[str, Any] | None) -> Table:
+def prometheus_table(
+    checks: list[PrometheusCheck], prometheus: dict[str, Any] | None, *, restarted: bool = False
+) -> Table:
     """Prometheus quantiles beside the CSV's, with how they were queried."""
     prom = prometheus or {}
     note = (
@@ -128,6 +130,13 @@ def prometheus_table(checks: list[PrometheusCheck], prometheus: dict[str, Any] |
         "two histogram buckets holding the CSV and the Prometheus value (histogram_quantile interpolates "
         "inside a bucket)."
     )
+    if restarted and prom.get("local"):
+        note += (
+            " Cold starts restart the predictors, whose histograms start again: their rows hold only each "
+            "predictor's last life (its last cold request and what followed), so they may disagree when few "
+            "warm requests follow the last cold one; a few cold requests spread over wide buckets can also "
+            "put the client p95 outside one bucket."
+        )
     return Table(
         kind=TableKind.PROMETHEUS,
         title="Prometheus (HTTP API, histogram_quantile) vs the CSV",
@@ -473,4 +482,5 @@ def all_tables(
             "0.0000095 / 0.0000144 / 0.0000206, VGG19 0.0000376 / 0.0000344 / 0.0000408 USD.",
         ),
     ]
-    return [t for t in tables if t.rows] + [prometheus_table(a.prometheus, prometheus)]
+    restarted = bool(a.cold_breakdown.entries)
+    return [t for t in tables if t.rows] + [prometheus_table(a.prometheus, prometheus, restarted=restarted)]
