@@ -40,14 +40,15 @@ def _dr_serving(*args: str, cwd: Path, timeout: float = 300.0) -> subprocess.Com
     )
 
 
-def _lab_containers() -> list[str]:
+def _lab_containers() -> set[str]:
+    """Ids of every lab container on the engine (other campaigns' too: compare with a snapshot)."""
     listed = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", "label=dr-serving.lab"],
+        ["docker", "ps", "-aq", "--no-trunc", "--filter", "label=dr-serving.lab"],
         capture_output=True,
         text=True,
         check=True,
     )
-    return listed.stdout.split()
+    return set(listed.stdout.split())
 
 
 @pytest.fixture(scope="module")
