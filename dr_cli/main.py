@@ -83,19 +83,26 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
             continue
         with _argv_hidden(command not in names):
             try:
-                module = importlib.import_module(module_name)
+                # register() may import its dependencies itself (serving.commands imports kserve there).
+                importlib.import_module(module_name).register(subparsers)
             except ModuleNotFoundError as exc:
                 # Tolerated: a missing third-party dependency, or a whole package of ours left out of this
-                # installation (the predictor image ships `serving` only). A missing module inside a package
-                # that is present is a bug.
+                # installation (the predictor image ships `serving` only, the lab image no model server). A
+                # missing module inside a package that is present is a bug.
                 missing = exc.name or ""
                 if missing.split(".")[0] in OUR_PACKAGES and missing != module_name.split(".")[0]:
                     raise
                 for name in names:
-                    stub = subparsers.add_parser(name, help=f"(unavailable: needs the {extra!r} extra)")
+                    # Every word after the command is taken as a positional (no prefix character), so the stub
+                    # says which extra is missing whatever flags the command line holds.
+                    stub = subparsers.add_parser(
+                        name,
+                        help=f"(unavailable: needs the {extra!r} extra)",
+                        prefix_chars="\0",
+                        add_help=False,
+                    )
+                    stub.add_argument("words", nargs="*")
                     stub.set_defaults(func=_missing_extra(names, extra, exc))
-                continue
-            module.register(subparsers)
     return parser
 
 

@@ -53,6 +53,23 @@ def test_missing_third_party_dependency_becomes_a_one_line_error(
     assert len(err.splitlines()) == 1
 
 
+def test_a_dependency_register_imports_itself_is_reported_the_same_way(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # serving.commands imports kserve inside register(): the lab image, without KServe, must say so.
+    def register(subparsers: object) -> None:
+        import no_such_model_server_for_dr  # type: ignore[import-not-found]  # noqa: F401
+
+    module = types.ModuleType("dr_test_lazy_command")
+    module.register = register  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ((module.__name__, ("serve",), "serve"),))
+    assert cli.main(["serve", "--model-dir=/mnt/models", "--http-port", "8080", "-h"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("Error: 'dr-serving serve' needs the 'serve' extra")
+    assert "no_such_model_server_for_dr" in err
+
+
 def test_a_package_left_out_of_the_installation_is_tolerated(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

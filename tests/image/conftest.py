@@ -78,6 +78,20 @@ def built_images(images_module: ModuleType, offline_inputs: Path) -> dict[str, s
 
 
 @pytest.fixture(scope="session")
+def lite_image(images_module: ModuleType, offline_inputs: Path) -> str:
+    """The lite flavour alone, tagged as ``built_images`` tags it (for tests that need no TensorFlow)."""
+    try:
+        return images_module.build(
+            "lite",
+            tag=images_module.tag_for("lite", suffix="test"),
+            base=images_module.LOCAL_BASE,
+            wheelhouse=offline_inputs,
+        )
+    except images_module.ImageError as exc:
+        pytest.fail(f"Building the lite image failed: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
 def lab_image(images_module: ModuleType, offline_inputs: Path) -> str:
     """The lab flavour (the Locust load lab the chart's load-test pods run), tagged ``<version>-lab-test``."""
     try:

@@ -66,13 +66,13 @@ def export_walk(image: str) -> Exported:
 
 
 @pytest.fixture(scope="module", params=["lite", "full", "lab", "lite-arm64"])
-def image(request: pytest.FixtureRequest, built_images: dict[str, str]) -> str:
+def image(request: pytest.FixtureRequest) -> str:
     """Each amd64 flavour as the tests build it (the lab image too), and the arm64 lite image."""
     if request.param == "lite-arm64":
         return str(request.getfixturevalue("arm64_lite_image"))
     if request.param == "lab":
         return str(request.getfixturevalue("lab_image"))
-    return built_images[request.param]
+    return str(request.getfixturevalue("built_images")[request.param])
 
 
 @pytest.fixture(scope="module")

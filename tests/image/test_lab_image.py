@@ -130,7 +130,7 @@ def chart_objects() -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def lab_pods(
     lab_image: str,
-    built_images: dict[str, str],
+    lite_image: str,
     served_model_dir: Path,
     chart_objects: list[dict[str, Any]],
     tmp_path_factory: pytest.TempPathFactory,
@@ -138,7 +138,7 @@ def lab_pods(
     """A ready predictor, the chart's master and 2 worker containers: ``{role: container name}``."""
     service = _named(chart_objects, "Service", "-loadtest-master")["metadata"]["name"]
     predictor = Container(
-        image=built_images["lite"], flavour="lite", model_mount=served_model_dir, hosts={service: "127.0.0.1"}
+        image=lite_image, flavour="lite", model_mount=served_model_dir, hosts={service: "127.0.0.1"}
     )
     suffix = uuid.uuid4().hex[:8]
     names: dict[str, str] = {}
@@ -237,3 +237,10 @@ def test_master_and_two_worker_containers_run_one_merged_campaign(
     assert len(workers) == 2
     for name in workers:
         assert "received 1 user classes" in docker("logs", name).stderr
+
+
+def test_the_lab_image_run_bare_says_it_serves_no_model(lab_image: str) -> None:
+    """The image keeps the predictor's entrypoint and command (``serve``): without KServe it says so, once."""
+    answer = docker("run", "--rm", lab_image, check=False)
+    assert answer.returncode == 1
+    assert answer.stderr.startswith("Error: 'dr-serving serve' needs the 'serve' extra"), answer.stderr[-999:]
