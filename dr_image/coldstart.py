@@ -4,15 +4,16 @@
                                  [--probe-period 0.05] [--model-dir DIR] [--suffix SUFFIX] [--out FILE]
 
 Each run starts the image as the chart does (``dr_image.containers.Container``: read-only root, uid 10001,
-1 GiB, ``--cpus``) with ``DR_STARTUP_REPORT`` on a bind-mounted folder, polls the chart's readiness route
-every 10 ms and then sends one raw JPEG to the V1 predict route. Phases, medians of ``--runs``: ``docker run``
-→ process start (the container start), → imports done, → model loaded, → ready (listening and answering the
-probe), → first answer. Runs are interleaved over flavours and CPU limits, and the load average is printed
-with the figures. One more run per flavour at the lowest CPU limit with ``PYTHONPROFILEIMPORTTIME=1``
-gives the import profile (self time per top-level package, the 15 largest); the floor is ``docker run`` →
-the image's interpreter running its first line (``python -c``, nothing imported). Estimated Knative cold
-start = pull (the layers' gzip size at ``--bandwidth`` MB/s) + ``docker run`` → first answer + the
-readiness-probe period (queue-proxy probes every 50 ms with the chart's ``knative.aggressiveReadiness``).
+1 GiB, ``--cpus``) with ``DR_STARTUP_REPORT`` on a bind-mounted folder, probes the chart's readiness route
+every ``--probe-period`` (50 ms: what queue-proxy does with the chart's ``knative.aggressiveReadiness``; a
+faster poll would take CPU from the container being measured) and then sends one raw JPEG to the V1 predict
+route. Phases, medians of ``--runs``: ``docker run`` → process start (the container start), → imports done,
+→ model loaded, → ready (answering the probe), → first answer. Runs are interleaved over flavours and CPU
+limits, and the load average is printed with the figures. One more run per flavour at the lowest CPU limit
+with ``PYTHONPROFILEIMPORTTIME=1`` gives the import profile (self time per top-level package, the 15
+largest); the floor is ``docker run`` → the image's interpreter running its first line (``python -c``,
+nothing imported). Estimated Knative cold start = pull (the layers' gzip size at ``--bandwidth`` MB/s) +
+``docker run`` → first answer (which holds the wait for the next readiness probe).
 """
 
 from __future__ import annotations
@@ -48,11 +49,21 @@ PHASES = (
     ("first_answer", "ready", "answered"),
     ("total", "run", "answered"),
 )
+#: CPU seconds of the server process: to imports done (interpreter start included), the model load, the
+#: rest (server start, probes, first answer), total at the first answer.
+CPU_PHASES = ("imports", "model_load", "rest", "total")
 REPORT_DIR = "/report"
 
 
 def measure_once(
-    tag: str, flavour: str, model_dir: Path, jpeg: bytes, *, cpus: str, env: dict[str, str] | None = None
+    tag: str,
+    flavour: str,
+    model_dir: Path,
+    jpeg: bytes,
+    *,
+    cpus: str,
+    env: dict[str, str] | None = None,
+    probe_period: float = 0.05,
 ) -> dict[str, Any]:
     """One container cold start: its marks and, with ``env``, the container's log."""
     with tempfile.TemporaryDirectory(prefix="dr-coldstart-") as tmp:
@@ -74,16 +85,30 @@ def measure_once(
                         break
                 if time.monotonic() > deadline or not container.running():
                     raise RuntimeError(f"{tag} did not become ready:\n{container.logs()[-2000:]}")
-                time.sleep(0.01)
+                time.sleep(probe_period)
             marks["ready"] = time.time()
             answer = container.predict(jpeg)
             marks["answered"] = time.time()
+            cpu_answered = process_cpu_seconds(container.name)
             if answer.status_code != 200:
                 raise RuntimeError(f"Expected a prediction from {tag}, got {answer.status_code}.")
             log = container.logs() if env else ""
         startup = json.loads((Path(tmp) / "startup.json").read_text())
     marks.update({key: startup[key] for key in ("process_start", "imports_done", "model_loaded")})
-    return {"marks": marks, "log": log}
+    cpu = {
+        "imports": startup["cpu_imports_done"],
+        "model_load": startup["cpu_model_loaded"] - startup["cpu_imports_done"],
+        "rest": cpu_answered - startup["cpu_model_loaded"],
+        "total": cpu_answered,
+    }
+    return {"marks": marks, "cpu": cpu, "log": log}
+
+
+def process_cpu_seconds(container: str) -> float:
+    """CPU seconds (user + system, all threads) the container's main process has used so far (host /proc)."""
+    pid = docker("inspect", "-f", "{{.State.Pid}}", container).stdout.strip()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def interpreter_floor(tag: str, *, cpus: str) -> float:
@@ -99,26 +124,32 @@ def phases(marks: dict[str, float]) -> dict[str, float]:
     return {name: marks[end] - marks[start] for name, start, end in PHASES}
 
 
-def knative_estimate(
-    total_s: float, compressed_bytes: int, *, bandwidth_mb_s: float, probe_s: float
-) -> float:
-    """Pull at ``bandwidth_mb_s`` + container start → first answer + one readiness-probe period, seconds."""
-    return compressed_bytes / (bandwidth_mb_s * 1e6) + total_s + probe_s
+def knative_estimate(total_s: float, compressed_bytes: int, *, bandwidth_mb_s: float) -> float:
+    """Pull at ``bandwidth_mb_s`` + container start → first answer (probe waits included), seconds."""
+    return compressed_bytes / (bandwidth_mb_s * 1e6) + total_s
 
 
 def measure(
-    tags: dict[str, str], model_dir: Path, jpeg: bytes, *, cpus: list[str], runs: int
+    tags: dict[str, str],
+    model_dir: Path,
+    jpeg: bytes,
+    *,
+    cpus: list[str],
+    runs: int,
+    probe_period: float = 0.05,
 ) -> dict[str, Any]:
     """Interleaved runs over flavours × CPU limits; medians per phase; import profiles at the lowest limit."""
     samples: dict[tuple[str, str], list[dict[str, float]]] = {(f, c): [] for f in tags for c in cpus}
+    cpu: dict[tuple[str, str], list[dict[str, float]]] = {(f, c): [] for f in tags for c in cpus}
     floors: dict[str, list[float]] = {c: [] for c in cpus}
     load_before = os.getloadavg()
     for index in range(runs):
         for limit in cpus:
             floors[limit].append(interpreter_floor(next(iter(tags.values())), cpus=limit))
             for flavour, tag in tags.items():
-                once = measure_once(tag, flavour, model_dir, jpeg, cpus=limit)
+                once = measure_once(tag, flavour, model_dir, jpeg, cpus=limit, probe_period=probe_period)
                 samples[(flavour, limit)].append(phases(once["marks"]))
+                cpu[(flavour, limit)].append(once["cpu"])
                 total = samples[(flavour, limit)][-1]["total"]
                 print(f"  run {index + 1}/{runs} {flavour} {limit} CPU: {total:.2f} s")
     load_after = os.getloadavg()
@@ -134,11 +165,15 @@ def measure(
             "cpus": limit,
             "median_s": {name: statistics.median(s[name] for s in runs_) for name, _, _ in PHASES},
             "totals_s": [s["total"] for s in runs_],
+            "median_cpu_s": {
+                name: statistics.median(s[name] for s in cpu[(flavour, limit)]) for name in CPU_PHASES
+            },
         }
         for (flavour, limit), runs_ in samples.items()
     ]
     return {
         "runs": runs,
+        "probe_period_s": probe_period,
         "interpreter_floor_s": {limit: statistics.median(values) for limit, values in floors.items()},
         "load_average_before": load_before,
         "load_average_after": load_after,
@@ -148,24 +183,28 @@ def measure(
     }
 
 
-def print_report(result: dict[str, Any], sizes: dict[str, int], *, bandwidth: float, probe: float) -> None:
+def print_report(result: dict[str, Any], sizes: dict[str, int], *, bandwidth: float) -> None:
     """The phase table with the Knative estimate, then the import profiles."""
     before = " ".join(f"{x:.1f}" for x in result["load_average_before"])
     after = " ".join(f"{x:.1f}" for x in result["load_average_after"])
     print(
         f"\ncontainer cold start, median of {result['runs']} runs (load average {before} before, "
-        f"{after} after), seconds; Knative = pull at {bandwidth:g} MB/s + total + {probe:g} s probe period"
+        f"{after} after), seconds; Knative = pull at {bandwidth:g} MB/s + total (readiness probed every "
+        f"{result['probe_period_s']:g} s)"
     )
     names = [name for name, _, _ in PHASES]
     print(f"{'flavour':8s}{'cpus':>5s}" + "".join(f"{name:>16s}" for name in names) + f"{'knative':>10s}")
     for row in result["rows"]:
         median = row["median_s"]
-        estimate = knative_estimate(
-            median["total"], sizes[row["flavour"]], bandwidth_mb_s=bandwidth, probe_s=probe
-        )
+        estimate = knative_estimate(median["total"], sizes[row["flavour"]], bandwidth_mb_s=bandwidth)
         row["knative_estimate_s"] = estimate
         cells = "".join(f"{median[name]:16.3f}" for name in names)
         print(f"{row['flavour']:8s}{row['cpus']:>5s}{cells}{estimate:10.2f}")
+    print("\nCPU seconds of the server process (all threads: what a start needs, however busy the machine):")
+    print(f"{'flavour':8s}{'cpus':>5s}" + "".join(f"{name:>16s}" for name in CPU_PHASES))
+    for row in result["rows"]:
+        cells = "".join(f"{row['median_cpu_s'][name]:16.3f}" for name in CPU_PHASES)
+        print(f"{row['flavour']:8s}{row['cpus']:>5s}{cells}")
     floors = ", ".join(
         f"{seconds:.3f} s at {limit} CPU" for limit, seconds in result["interpreter_floor_s"].items()
     )
@@ -195,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpus", default="0.5,1,2", help="comma-separated CPU limits (docker run --cpus)")
     parser.add_argument("--runs", type=int, default=5, help="cold starts per flavour and limit (median)")
     parser.add_argument("--bandwidth", type=float, default=100.0, help="registry pull bandwidth, MB/s")
-    parser.add_argument("--probe-period", type=float, default=0.05, help="readiness-probe period, s")
+    parser.add_argument("--probe-period", type=float, default=0.05, help="readiness probe period, s")
     parser.add_argument("--model-dir", type=Path, default=images.ROOT / "models" / "mobilenet")
     parser.add_argument("--suffix", default="", help="tag: …:VERSION-FLAVOUR-SUFFIX")
     parser.add_argument("--out", type=Path, default=images.ROOT / "build" / "reports" / "cold-start.json")
@@ -219,11 +258,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"cold start: {', '.join(tags.values())} x {', '.join(cpus)} CPU x {args.runs} runs")
     with tempfile.TemporaryDirectory(prefix="dr-coldstart-model-") as tmp:
         model_dir = served_copy(args.model_dir, Path(tmp) / "mobilenet")
-        result = measure(tags, model_dir, jpeg, cpus=cpus, runs=args.runs)
-    print_report(result, sizes, bandwidth=args.bandwidth, probe=args.probe_period)
-    result.update(
-        tags=tags, compressed_bytes=sizes, bandwidth_mb_s=args.bandwidth, probe_period_s=args.probe_period
-    )
+        result = measure(tags, model_dir, jpeg, cpus=cpus, runs=args.runs, probe_period=args.probe_period)
+    print_report(result, sizes, bandwidth=args.bandwidth)
+    result.update(tags=tags, compressed_bytes=sizes, bandwidth_mb_s=args.bandwidth)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(f"\n>> {args.out}")
