@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import shutil
 import stat
@@ -95,10 +96,13 @@ def measure_once(
             log = container.logs() if env else ""
         startup = json.loads((Path(tmp) / "startup.json").read_text())
     marks.update({key: startup[key] for key in ("process_start", "imports_done", "model_loaded")})
+    # An image built before serve reported its CPU time has only the total.
+    at_imports = startup.get("cpu_imports_done", math.nan)
+    at_model = startup.get("cpu_model_loaded", math.nan)
     cpu = {
-        "imports": startup["cpu_imports_done"],
-        "model_load": startup["cpu_model_loaded"] - startup["cpu_imports_done"],
-        "rest": cpu_answered - startup["cpu_model_loaded"],
+        "imports": at_imports,
+        "model_load": at_model - at_imports,
+        "rest": cpu_answered - at_model,
         "total": cpu_answered,
     }
     return {"marks": marks, "cpu": cpu, "log": log}
