@@ -1,4 +1,4 @@
-"""``dr-serving cold-start``: where a predictor's start goes, process spawn → first answer, per backend.
+"""``dr-serving bench cold-start``: where a predictor's start goes, process spawn → first answer, per backend.
 
 Each run spawns ``dr-serving serve`` on 127.0.0.1 with ``DR_STARTUP_REPORT`` set (``serving.serve`` then
 writes its process start, imports-done and model-loaded times and its loaded modules just before it
