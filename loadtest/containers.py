@@ -210,15 +210,15 @@ class LabContainer:
         ]
         every = [bytes_ for life in self.lives for _, bytes_ in life.working_set]
         kernel = max((life.kernel_peak for life in self.lives), default=0)
-        cpu_seconds = sum(
-            (life.cpu_ns[-1][1] - life.cpu_ns[0][1]) / 1e9 for life in self.lives if life.cpu_ns
-        )
+        # The engine's CPU counter is cumulative since the life's cgroup was created: its last sample holds
+        # the whole life, start-up included (samples begin only once ``docker start`` returned).
+        cpu_seconds = sum(life.cpu_ns[-1][1] / 1e9 for life in self.lives if life.cpu_ns)
         rates = []
         for life in self.lives:
             for (t0, c0), (t1, c1) in zip(life.cpu_ns, life.cpu_ns[1:], strict=False):
                 if t1 > t0:
                     rates.append((c1 - c0) / 1e9 / (t1 - t0))
-        sampled = sum(life.cpu_ns[-1][0] - life.cpu_ns[0][0] for life in self.lives if len(life.cpu_ns) > 1)
+        sampled = sum(life.cpu_ns[-1][0] - life.started for life in self.lives if life.cpu_ns)
         mib = 1024**2
         peak = kernel or max(every, default=0)
         source = "kernel (cgroup max usage)" if kernel else "sampled working set"

@@ -133,13 +133,14 @@ def test_container_report_peak_steady_and_cpu() -> None:
     mib = 1024**2
     life = _Life(started=0.0, ready=2.0, kernel_peak=300 * mib)
     life.working_set = [(1.0, 250 * mib), (2.5, 100 * mib), (3.0, 110 * mib), (3.5, 120 * mib)]
-    life.cpu_ns = [(1.0, 0), (2.0, 400_000_000), (3.0, 600_000_000)]
+    # Cumulative since the cgroup was created at 0 s: 0.2 s of CPU before the first sample.
+    life.cpu_ns = [(1.0, 200_000_000), (2.0, 600_000_000), (3.0, 800_000_000)]
     container.lives.append(life)
     container.status = "running"
     item = container.report()
     assert item["peak_mib"] == 300 and item["peak_source"].startswith("kernel")
     assert item["steady_working_set_mib"] == 110  # the median once ready, the start-up spike left out
     assert item["peak_working_set_mib"] == 250
-    assert item["cpu_seconds"] == 0.6 and item["cpu_mean_cores"] == 0.3 and item["cpu_peak_cores"] == 0.4
+    assert item["cpu_seconds"] == 0.8 and item["cpu_mean_cores"] == 0.267 and item["cpu_peak_cores"] == 0.4
     container.status = "oom-killed"
     assert container.report()["peak_mib"] == 1024 and container.report()["peak_pct_of_limit"] == 100
