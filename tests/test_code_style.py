@@ -17,3 +17,12 @@ def test_ruff_is_clean(command: list[str]) -> None:
         [sys.executable, "-m", "ruff", *command, str(ROOT)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_test_files_have_unique_basenames() -> None:
+    """pytest imports test files by basename (rootdir ``prepend`` mode): two of one name break collection."""
+    seen: dict[str, list[str]] = {}
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+        seen.setdefault(path.name, []).append(path.relative_to(ROOT).as_posix())
+    clashes = {name: paths for name, paths in seen.items() if len(paths) > 1}
+    assert not clashes, f"rename one of each: {clashes}"
