@@ -3,11 +3,14 @@
     python -m dr_image.layers TAG [TAG ...]
 
 ``docker save`` writes each layer as an uncompressed tar; each is gzip-compressed here at level 6 (the
-registries' and ``docker push``'s default), so the sum is what a node pulls on a cold start.
+registries' and ``docker push``'s default), so the sum is what a node pulls on a cold start. Layers are
+measured once per image id (cached in ``build/reports/image-layers.json``): the image figures, the cold-start
+estimate and the load lab's pull estimate all read the same numbers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -17,7 +20,10 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Layer", "layer_sizes", "main"]
+__all__ = ["Layer", "compressed_bytes", "layer_sizes", "main"]
+
+#: Layer figures already measured, per image id (content-addressed, so never stale).
+CACHE = Path(__file__).resolve().parents[1] / "build" / "reports" / "image-layers.json"
 
 
 @dataclass(frozen=True)
@@ -46,8 +52,39 @@ def _step(created_by: str) -> str:
     return text[:60]
 
 
-def layer_sizes(tag: str) -> list[Layer]:
-    """The layers of ``tag``, lowest first (``docker save`` into a temporary folder)."""
+def _image_id(tag: str) -> str:
+    result = subprocess.run(
+        ["docker", "image", "inspect", "-f", "{{.Id}}", tag], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"docker image inspect {tag} failed: {result.stderr.strip()}")
+    return result.stdout.strip()
+
+
+def layer_sizes(tag: str, *, cache: Path | None = None) -> list[Layer]:
+    """The layers of ``tag``, lowest first: from the cache, else measured once and remembered."""
+    cache = cache or CACHE
+    image_id = _image_id(tag)
+    known: dict[str, list[list]] = {}
+    with contextlib.suppress(OSError, ValueError):
+        known = json.loads(cache.read_text(encoding="utf-8"))
+    if image_id in known:
+        return [Layer(*entry) for entry in known[image_id]]
+    layers = _measure_layers(tag)
+    known[image_id] = [[layer.step, layer.size, layer.compressed] for layer in layers]
+    with contextlib.suppress(OSError):
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(known, indent=1) + "\n", encoding="utf-8")
+    return layers
+
+
+def compressed_bytes(tag: str) -> int:
+    """What a node pulls for ``tag``: the sum of its layers gzip-compressed."""
+    return sum(layer.compressed for layer in layer_sizes(tag))
+
+
+def _measure_layers(tag: str) -> list[Layer]:
+    """``docker save`` ``tag`` into a temporary folder and measure each layer."""
     with tempfile.TemporaryDirectory(prefix="dr-layers-") as tmp:
         folder = Path(tmp)
         with subprocess.Popen(["docker", "save", tag], stdout=subprocess.PIPE) as save:

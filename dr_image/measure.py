@@ -26,19 +26,16 @@ from pathlib import Path
 from dr_image import coldstart
 from dr_image import images as images_module
 from dr_image.containers import SMALLEST_PROFILE, Container
-from dr_image.layers import layer_sizes, print_layers
+from dr_image.layers import compressed_bytes, layer_sizes, print_layers
 
 ROOT = images_module.ROOT
 
 
 def image_sizes(tag: str, *, compressed: bool) -> tuple[int, int | None]:
-    """(bytes on disk, bytes of ``docker save | gzip -c``) of ``tag``."""
+    """(bytes on disk, bytes a node pulls: ``dr_image.layers.compressed_bytes``) of ``tag``."""
     size = int(subprocess.run(["docker", "image", "inspect", "-f", "{{.Size}}", tag], check=True,
                               capture_output=True, text=True).stdout)  # fmt: skip
-    if not compressed:
-        return size, None
-    pipe = subprocess.run(f"docker save {tag} | gzip -c | wc -c", shell=True, check=True, capture_output=True)
-    return size, int(pipe.stdout)
+    return size, compressed_bytes(tag) if compressed else None
 
 
 def first_prediction_seconds(
@@ -86,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-dir", type=Path, default=None, help="MobileNet model dir")
     parser.add_argument("--runs", type=int, default=3, help="container starts per flavour (median)")
     parser.add_argument("--cpus", default=SMALLEST_PROFILE["cpus"], help="CPU limit of each container")
-    parser.add_argument("--no-compressed", action="store_true", help="skip docker save | gzip")
+    parser.add_argument("--no-compressed", action="store_true", help="skip the layers' gzip sizes")
     parser.add_argument(
         "--cold-start-cpus", default="0.5,1,2", help="CPU limits of the cold-start section ('' skips it)"
     )

@@ -55,7 +55,6 @@ LABEL = "dr-serving.lab"
 _UNITS = {"": 1, "k": 1000, "M": 1000**2, "G": 1000**3, "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(Ki|Mi|Gi|k|M|G)?\s*$")
 _CHART_VALUES = Path(__file__).resolve().parent.parent / "charts" / "dr-serving" / "values.yaml"
-_COMPRESSED_CACHE = Path("build") / "reports" / "image-compressed-bytes.json"
 
 
 class DockerUnavailable(RuntimeError):
@@ -115,34 +114,14 @@ def docker_ready_problem(images: list[str]) -> str | None:
     return None
 
 
-def compressed_image_bytes(image: str, *, cache: Path | None = None) -> int | None:
-    """Bytes of ``docker save IMAGE | gzip -c`` (what a registry stores), cached per image id in the
-    checkout's ``build/reports``; ``None`` if it cannot be measured."""
-    if cache is None:
-        from dr_image.images import ROOT
+def compressed_image_bytes(image: str) -> int | None:
+    """Bytes a node pulls for ``image`` (``dr_image.layers.compressed_bytes``); ``None`` if not measurable."""
+    from dr_image.layers import compressed_bytes
 
-        cache = ROOT / _COMPRESSED_CACHE
-    inspect = subprocess.run(
-        ["docker", "image", "inspect", "-f", "{{.Id}}", image], capture_output=True, text=True, check=False
-    )
-    if inspect.returncode != 0:
+    try:
+        return compressed_bytes(image)
+    except (OSError, RuntimeError, ValueError, KeyError):
         return None
-    image_id = inspect.stdout.strip()
-    known: dict[str, int] = {}
-    with contextlib.suppress(OSError, ValueError):
-        known = json.loads(cache.read_text(encoding="utf-8"))
-    if image_id in known:
-        return int(known[image_id])
-    pipe = subprocess.run(
-        f"docker save {image} | gzip -c | wc -c", shell=True, capture_output=True, text=True, check=False
-    )
-    if pipe.returncode != 0 or not pipe.stdout.strip().isdigit():
-        return None
-    known[image_id] = int(pipe.stdout.strip())
-    with contextlib.suppress(OSError):
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps(known, indent=2) + "\n", encoding="utf-8")
-    return known[image_id]
 
 
 def _docker_socket() -> str:
@@ -571,7 +550,7 @@ class ContainerFleet:
         if size is None:
             return {"image_pull": f"{image}: compressed size unknown, no estimate"}
         return {
-            "image_pull": f"{image} estimated as {size / 1e6:.0f} MB compressed (docker save | gzip) at "
+            "image_pull": f"{image} estimated as {size / 1e6:.0f} MB compressed (gzip of its layers) at "
             f"{self.pull_mb_per_s:g} MB/s",
             "image_compressed_mb": round(size / 1e6, 1),
             "image_pull_estimate_s": round(size / 1e6 / self.pull_mb_per_s, 3),
