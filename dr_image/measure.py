@@ -14,19 +14,20 @@ start per phase and CPU limit with the estimated Knative cold start (``dr_image.
 from __future__ import annotations
 
 import argparse
+import itertools
 import shutil
 import stat
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from dr_image import coldstart
 from dr_image import images as images_module
 from dr_image.containers import SMALLEST_PROFILE, Container
 from dr_image.layers import compressed_bytes, layer_sizes, print_layers
+from serving.timing import percentile, time_calls
 
 ROOT = images_module.ROOT
 
@@ -50,8 +51,6 @@ def first_prediction_seconds(
 
 def backend_latency(model_dir: Path) -> list[tuple[str, float]]:
     """Median batch-1 milliseconds of the SavedModel and LiteRT backends on this machine."""
-    import numpy as np
-
     from serving.backends.litert import LiteRTBackend
     from serving.backends.savedmodel import SavedModelBackend
     from serving.metadata import ModelMetadata
@@ -62,15 +61,10 @@ def backend_latency(model_dir: Path) -> list[tuple[str, float]]:
     rows = []
     backends = (SavedModelBackend(model_dir, metadata=metadata), LiteRTBackend(model_dir, metadata=metadata))
     for backend in backends:
-        for i in range(5):
-            backend.predict(batch[i % 4 : i % 4 + 1])
-        times = []
-        for i in range(50):
-            started = time.perf_counter()
-            backend.predict(batch[i % 4 : i % 4 + 1])
-            times.append((time.perf_counter() - started) * 1000)
+        photos = itertools.cycle([batch[i : i + 1] for i in range(4)])
+        times = time_calls(lambda b=backend, p=photos: b.predict(next(p)), n=50, warmup=5)
         rows.append((f"{backend.name} batch-1 (threads: {getattr(backend, 'num_threads', 'TF')})",
-                     float(np.median(times))))  # fmt: skip
+                     percentile(times, 50)))  # fmt: skip
     return rows
 
 

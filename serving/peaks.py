@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import warnings
+
+from serving.timing import time_calls
 
 __all__ = ["litert_peak_gops", "matmul_peak_gflops"]
 
@@ -23,21 +24,11 @@ def matmul_peak_gflops(*, size: int = _MATMUL_SIZE, repeats: int = 10) -> dict[s
 
     a = tf.random.uniform((size, size), dtype=tf.float32)
     b = tf.random.uniform((size, size), dtype=tf.float32)
-    tf.linalg.matmul(a, b).numpy()
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        tf.linalg.matmul(a, b).numpy()
-        best = min(best, time.perf_counter() - started)
-    rates = {"tensorflow": 2 * size**3 / best / 1e9}
+    best_ms = min(time_calls(lambda: tf.linalg.matmul(a, b).numpy(), n=repeats, warmup=1))
+    rates = {"tensorflow": 2 * size**3 / (best_ms / 1e3) / 1e9}
     a16, b16 = tf.cast(a, tf.bfloat16), tf.cast(b, tf.bfloat16)
-    tf.linalg.matmul(a16, b16).numpy()
-    best16 = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        tf.linalg.matmul(a16, b16).numpy()
-        best16 = min(best16, time.perf_counter() - started)
-    rates["tensorflow_bf16"] = 2 * size**3 / best16 / 1e9
+    best16_ms = min(time_calls(lambda: tf.linalg.matmul(a16, b16).numpy(), n=repeats, warmup=1))
+    rates["tensorflow_bf16"] = 2 * size**3 / (best16_ms / 1e3) / 1e9
     code = "\n".join(
         [
             "import time, numpy as np",
@@ -84,11 +75,6 @@ def litert_peak_gops(*, rows: int = 256, size: int = 1024, repeats: int = 20) ->
         interpreter = Interpreter(model_content=content, num_threads=available_cpus())
         interpreter.allocate_tensors()
         interpreter.set_tensor(interpreter.get_input_details()[0]["index"], sample)
-        interpreter.invoke()
-        best = float("inf")
-        for _ in range(repeats):
-            started = time.perf_counter()
-            interpreter.invoke()
-            best = min(best, time.perf_counter() - started)
-        rates[precision] = 2 * rows * size * size / best / 1e9
+        best_ms = min(time_calls(interpreter.invoke, n=repeats, warmup=1))
+        rates[precision] = 2 * rows * size * size / (best_ms / 1e3) / 1e9
     return rates
