@@ -57,67 +57,47 @@ def served_model_dir(mobilenet_dir: Path, tmp_path_factory: pytest.TempPathFacto
     return target
 
 
+def _build(what: str, flavour: str, **options: object) -> str:
+    """``dr_image.images.build``; a failed build fails the test with one sentence naming ``what``."""
+    try:
+        return images.build(flavour, **options)
+    except images.ImageError as exc:
+        pytest.fail(f"Building {what} failed: {exc}", pytrace=False)
+
+
+def _build_host(what: str, flavour: str, wheelhouse: Path, *, suffix: str = "test", **options: object) -> str:
+    """``flavour`` for the host's arch on the offline base, tagged ``<version>-<flavour>-<suffix>``."""
+    tag = images.tag_for(flavour, suffix=suffix)
+    return _build(what, flavour, tag=tag, base=images.LOCAL_BASE, wheelhouse=wheelhouse, **options)
+
+
 @pytest.fixture(scope="session")
-def built_images(images_module: ModuleType, offline_inputs: Path) -> dict[str, str]:
+def lite_image(offline_inputs: Path) -> str:
+    """The lite flavour alone, tagged as ``built_images`` tags it (for tests that need no TensorFlow)."""
+    return _build_host("the lite image", "lite", offline_inputs)
+
+
+@pytest.fixture(scope="session")
+def built_images(lite_image: str, offline_inputs: Path) -> dict[str, str]:
     """Both flavours built from the Dockerfile on the offline base, no model baked: ``{flavour: tag}``.
 
     Tagged ``<version>-<flavour>-test`` so the tests never replace the images ``make image`` built.
     """
-    try:
-        return {
-            flavour: images_module.build(
-                flavour,
-                tag=images_module.tag_for(flavour, suffix="test"),
-                base=images_module.LOCAL_BASE,
-                wheelhouse=offline_inputs,
-            )
-            for flavour in ("lite", "full")
-        }
-    except images_module.ImageError as exc:
-        pytest.fail(f"Building the predictor image failed: {exc}", pytrace=False)
+    return {"lite": lite_image, "full": _build_host("the full image", "full", offline_inputs)}
 
 
 @pytest.fixture(scope="session")
-def lite_image(images_module: ModuleType, offline_inputs: Path) -> str:
-    """The lite flavour alone, tagged as ``built_images`` tags it (for tests that need no TensorFlow)."""
-    try:
-        return images_module.build(
-            "lite",
-            tag=images_module.tag_for("lite", suffix="test"),
-            base=images_module.LOCAL_BASE,
-            wheelhouse=offline_inputs,
-        )
-    except images_module.ImageError as exc:
-        pytest.fail(f"Building the lite image failed: {exc}", pytrace=False)
-
-
-@pytest.fixture(scope="session")
-def lab_image(images_module: ModuleType, offline_inputs: Path) -> str:
+def lab_image(offline_inputs: Path) -> str:
     """The lab flavour (the Locust load lab the chart's load-test pods run), tagged ``<version>-lab-test``."""
-    try:
-        return images_module.build(
-            "lab",
-            tag=images_module.tag_for("lab", suffix="test"),
-            base=images_module.LOCAL_BASE,
-            wheelhouse=offline_inputs,
-        )
-    except images_module.ImageError as exc:
-        pytest.fail(f"Building the lab image failed: {exc}", pytrace=False)
+    return _build_host("the lab image", "lab", offline_inputs)
 
 
 @pytest.fixture(scope="session")
-def baked_lite_image(images_module: ModuleType, offline_inputs: Path, served_model_dir: Path) -> str:
+def baked_lite_image(offline_inputs: Path, served_model_dir: Path) -> str:
     """The lite flavour with the converted MobileNet baked in at /opt/dr-serving/model."""
-    try:
-        return images_module.build(
-            "lite",
-            tag=images_module.tag_for("lite", suffix="test-baked"),
-            base=images_module.LOCAL_BASE,
-            wheelhouse=offline_inputs,
-            model=served_model_dir,
-        )
-    except images_module.ImageError as exc:
-        pytest.fail(f"Building the model-baked lite image failed: {exc}", pytrace=False)
+    return _build_host(
+        "the model-baked lite image", "lite", offline_inputs, suffix="test-baked", model=served_model_dir
+    )
 
 
 @pytest.fixture(scope="module", params=["lite", "full"])
@@ -146,26 +126,21 @@ def arm64_inputs(images_module: ModuleType, docker_engine: str) -> Path:
         pytest.fail(f"Preparing the arm64 image build failed: {exc}", pytrace=False)
 
 
-def _build_arm64(images_module: ModuleType, wheelhouse: Path, flavour: str) -> str:
-    try:
-        return images_module.build(
-            flavour,
-            tag=images_module.arch_tag(flavour, "arm64", suffix="test"),
-            base=images_module.base_tag("arm64"),
-            wheelhouse=wheelhouse,
-            arch="arm64",
-        )
-    except images_module.ImageError as exc:
-        pytest.fail(f"Building the arm64 {flavour} image failed: {exc}", pytrace=False)
+def _build_arm64(wheelhouse: Path, flavour: str) -> str:
+    tag = images.arch_tag(flavour, "arm64", suffix="test")
+    base = images.base_tag("arm64")
+    return _build(
+        f"the arm64 {flavour} image", flavour, tag=tag, base=base, wheelhouse=wheelhouse, arch="arm64"
+    )
 
 
 @pytest.fixture(scope="session")
-def arm64_lite_image(images_module: ModuleType, arm64_inputs: Path) -> str:
+def arm64_lite_image(arm64_inputs: Path) -> str:
     """The lite flavour built for linux/arm64 from the same Dockerfile (under QEMU on an amd64 host)."""
-    return _build_arm64(images_module, arm64_inputs, "lite")
+    return _build_arm64(arm64_inputs, "lite")
 
 
 @pytest.fixture(scope="session")
-def arm64_full_image(images_module: ModuleType, arm64_inputs: Path) -> str:
+def arm64_full_image(arm64_inputs: Path) -> str:
     """The full (TensorFlow) flavour built for linux/arm64 (slow under QEMU: `make image-test-arm64-full`)."""
-    return _build_arm64(images_module, arm64_inputs, "full")
+    return _build_arm64(arm64_inputs, "full")
