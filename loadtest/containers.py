@@ -124,6 +124,14 @@ def compressed_image_bytes(image: str) -> int | None:
         return None
 
 
+def _docker(*args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+    """A docker CLI command through ``dr_image.containers.docker`` (imported here: the lab image has no
+    ``dr_image``, and only the docker runtime gets this far)."""
+    from dr_image.containers import docker
+
+    return docker(*args, check=check)
+
+
 def _docker_socket() -> str:
     host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     if not host.startswith("unix://"):
@@ -177,9 +185,7 @@ class LabContainer:
 
     def inspect(self) -> dict[str, Any]:
         """``docker inspect``'s ``State`` of the container (empty when it is gone)."""
-        result = subprocess.run(
-            ["docker", "inspect", "-f", "{{json .State}}", self.name], capture_output=True, text=True
-        )
+        result = _docker("inspect", "-f", "{{json .State}}", self.name)
         return json.loads(result.stdout) if result.returncode == 0 else {}
 
     def report(self) -> dict[str, Any]:
@@ -417,12 +423,7 @@ class ContainerFleet:
         )
         options, http_port = chart.run_options()
         options += ["--label", f"{LABEL}={self.run_id}", "--cpuset-cpus", ",".join(map(str, pool.cpus))]
-        subprocess.run(
-            ["docker", "create", *options, container.image, *chart.args(http_port)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+        _docker("create", *options, container.image, *chart.args(http_port), check=True)
         container.target = Target(**{**container.target.to_dict(), "url": chart.url})
 
     def _start(self, container: LabContainer, *, timeout: float) -> dict[str, Any]:
@@ -431,7 +432,7 @@ class ContainerFleet:
         with self._lock():
             container.lives.append(_Life(started=requested))
             container.status = "starting"  # not sampled (nor settled) until the engine says it started
-        started = subprocess.run(["docker", "start", container.name], capture_output=True, text=True)
+        started = _docker("start", container.name)
         with self._lock():
             container.status = "running" if started.returncode == 0 else "exited"
         if started.returncode != 0:
@@ -482,9 +483,7 @@ class ContainerFleet:
         return self._sampler.lock if self._sampler is not None else contextlib.nullcontext()
 
     def _log_tail(self, container: LabContainer) -> str:
-        logs = subprocess.run(
-            ["docker", "logs", "--tail", "5", container.name], capture_output=True, text=True
-        )
+        logs = _docker("logs", "--tail", "5", container.name)
         lines = (logs.stdout + logs.stderr).strip().splitlines()
         return lines[-1] if lines else "(no output)"
 
@@ -535,7 +534,7 @@ class ContainerFleet:
             self._sampler.sample(container)
         with self._lock():
             container.status = "stopping"
-        subprocess.run(["docker", "stop", "--time", "30", container.name], capture_output=True, check=False)
+        _docker("stop", "--time", "30", container.name)
         with self._lock():
             container.status = "stopped"
 
@@ -568,7 +567,7 @@ class ContainerFleet:
     def _save_log(self, container: LabContainer) -> None:
         if self.log_dir is None:
             return
-        logs = subprocess.run(["docker", "logs", container.name], capture_output=True, text=True)
+        logs = _docker("logs", container.name)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         path = self.log_dir / f"container-{container.target.model}-{container.target.pool}.log"
         path.write_text(logs.stdout + logs.stderr, encoding="utf-8")
@@ -599,10 +598,10 @@ class ContainerFleet:
 def remove_run_containers(run_id: str | None = None) -> list[str]:
     """Force-remove the lab's containers (of one run, or of every run); returns their ids."""
     selector = f"label={LABEL}={run_id}" if run_id else f"label={LABEL}"
-    listed = subprocess.run(["docker", "ps", "-aq", "--filter", selector], capture_output=True, text=True)
+    listed = _docker("ps", "-aq", "--filter", selector)
     ids = listed.stdout.split()
     if ids:
-        subprocess.run(["docker", "rm", "--force", *ids], capture_output=True, check=False)
+        _docker("rm", "--force", *ids)
     return ids
 
 
