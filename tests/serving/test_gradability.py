@@ -71,6 +71,21 @@ def test_a_retina_clipped_at_top_and_bottom_is_gradable() -> None:
     assert verdict.gradable, verdict
 
 
+def test_the_float32_laplacians_match_a_float64_reference_and_their_cache_is_read_only() -> None:
+    from serving.gradability import _abs_log, _log_transfer
+
+    green = np.asarray(make_fundus_image(3, size=224, seed=5).getchannel("G"), dtype=np.float32)
+    spectrum = np.fft.rfft2(green.astype(np.float64))
+    radius2 = np.fft.rfftfreq(224)[None, :] ** 2 + np.fft.fftfreq(224)[:, None] ** 2
+    for sigma, got in zip((1.0, 3.0), _abs_log(green, (1.0, 3.0)), strict=True):
+        transfer = -4 * np.pi**2 * radius2 * np.exp(-2 * np.pi**2 * sigma**2 * radius2)
+        expected = np.abs(np.fft.irfft2(spectrum * transfer, s=green.shape))[1:-1, 1:-1]
+        assert got.dtype == np.float32 and got.shape == (222, 222)
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5 * float(expected.max()))
+    with pytest.raises(ValueError, match="read-only"):
+        _log_transfer((224, 224), (1.0, 3.0))[0, 0, 0] = 0
+
+
 def test_a_black_image_is_too_dark() -> None:
     verdict = assess(Image.new("RGB", (300, 300)))
     assert (verdict.gradable, verdict.reason) == (False, "too_dark")
