@@ -25,9 +25,11 @@ KOURIER_NODEPORT ?= 1
 CHART_DIR := charts/dr-serving
 CLUSTER_IMAGE_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 CLUSTER_IMAGE := dr-serving/predictor:$(CLUSTER_IMAGE_VERSION)-$(FLAVOUR)
+# The load lab image the chart's in-cluster load generator runs (loadtest.image; make image-lab builds it).
+CLUSTER_LAB_IMAGE := dr-serving/loadtest:$(CLUSTER_IMAGE_VERSION)-lab
 
 .PHONY: kind-up
-kind-up: ## Create the kind cluster from kind-config.yaml (control plane + amd64 and graviton workers) unless it exists.
+kind-up: ## Create the kind cluster from kind-config.yaml (control plane + amd64, graviton and loadgen workers) unless it exists.
 	@command -v kind >/dev/null || { echo "Error: kind is not on PATH; install kind $(KIND_VERSION): https://kind.sigs.k8s.io/docs/user/quick-start/#installation" >&2; exit 1; }
 	@kind_v="$$(kind version 2>/dev/null || true)"; [[ "$$kind_v" == *"$(KIND_VERSION) "* ]] || echo ">> note: expected kind $(KIND_VERSION), found: $$kind_v"
 	@if kind get clusters 2>/dev/null | grep -qx '$(KIND_CLUSTER)'; then \
@@ -49,13 +51,23 @@ cluster-addons: tools ## Install cert-manager, Knative Serving + Kourier, KServe
 	@KUBECTL=kubectl HELM="$(HELM)" FAST_SCALE_TO_ZERO=$(FAST_SCALE_TO_ZERO) KOURIER_NODEPORT=$(KOURIER_NODEPORT) \
 	  manifests/install-addons.sh
 
+# $(1): an image built here, $(2): the make target that builds it. Knative and the kubelet never resolve or pull
+# kind.local/ (charts/dr-serving/ci/kind-values.yaml: pullPolicy Never), so every kind node gets a copy.
+define kind_load_image
+	@docker image inspect '$(1)' >/dev/null 2>&1 || { echo "Error: image $(1) not found; run: make $(2)" >&2; exit 1; }
+	@echo ">> docker tag $(1) kind.local/$(1)"
+	@docker tag '$(1)' 'kind.local/$(1)'
+	@echo ">> kind load docker-image kind.local/$(1) --name $(KIND_CLUSTER)"
+	@kind load docker-image 'kind.local/$(1)' --name '$(KIND_CLUSTER)'
+endef
+
 .PHONY: kind-load
 kind-load: ## Re-tag dr-serving/predictor:<version>-<FLAVOUR> as kind.local/... and load it into the kind nodes.
-	@docker image inspect '$(CLUSTER_IMAGE)' >/dev/null 2>&1 || { echo "Error: image $(CLUSTER_IMAGE) not found; run: make image FLAVOUR=$(FLAVOUR)" >&2; exit 1; }
-	@echo ">> docker tag $(CLUSTER_IMAGE) kind.local/$(CLUSTER_IMAGE)"
-	@docker tag '$(CLUSTER_IMAGE)' 'kind.local/$(CLUSTER_IMAGE)'
-	@echo ">> kind load docker-image kind.local/$(CLUSTER_IMAGE) --name $(KIND_CLUSTER)"
-	@kind load docker-image 'kind.local/$(CLUSTER_IMAGE)' --name '$(KIND_CLUSTER)'
+	$(call kind_load_image,$(CLUSTER_IMAGE),image FLAVOUR=$(FLAVOUR))
+
+.PHONY: kind-load-lab
+kind-load-lab: ## Re-tag the lab image dr-serving/loadtest:<version>-lab (make image-lab) as kind.local/... and load it into the kind nodes (loadtest.enabled=true).
+	$(call kind_load_image,$(CLUSTER_LAB_IMAGE),image-lab)
 
 .PHONY: deploy
 deploy: tools ## Check the cluster (deploy preflight), install or upgrade the chart (DEPLOY_VALUES) and wait until every InferenceService is Ready.

@@ -39,7 +39,7 @@ ifeq ($(LOADTEST_IN_CLUSTER),1)
 loadtest: setup tools ## Run SCENARIO against the deployment: locally (LAB_WORKERS=N local workers) or, with LOADTEST_IN_CLUSTER=1, on the chart's in-cluster Locust master + workers, then collect the run folder.
 	@master="$$("$(KUBECTL)" -n $(NAMESPACE) get pod -l '$(LOADTEST_MASTER_SELECTOR)' \
 	  --field-selector=status.phase=Running -o name | head -n 1)"; \
-	if [ -z "$$master" ]; then echo "Error: no running load-test master ($(LOADTEST_MASTER_SELECTOR)) in $(NAMESPACE); deploy with DEPLOY_ARGS='--set loadtest.enabled=true'." >&2; exit 2; fi; \
+	if [ -z "$$master" ]; then echo "Error: no running load-test master ($(LOADTEST_MASTER_SELECTOR)) in $(NAMESPACE); deploy with DEPLOY_ARGS='--set loadtest.enabled=true' (on kind, first: make image-lab kind-load-lab)." >&2; exit 2; fi; \
 	echo ">> campaign in $$master (namespace $(NAMESPACE)), workers from the loadtest worker Deployment"; \
 	"$(KUBECTL)" -n $(NAMESPACE) exec "$$master" -- python -m serving lab in-cluster \
 	  $(if $(filter command line,$(origin SCENARIO)),--scenario $(SCENARIO)) -- $(LAB_PROMETHEUS) $(LAB_ARGS)

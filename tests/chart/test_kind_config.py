@@ -145,15 +145,9 @@ def test_kourier_node_port_is_mapped_to_loopback_8080() -> None:
     assert yaml.safe_load((CHART / "values.yaml").read_text())["ingress"]["url"] == "http://127.0.0.1:8080"
 
 
-def test_workers_are_the_chart_pools_and_graviton_is_tainted() -> None:
-    """One worker per chart pool, labelled with the chart's pool label key; the graviton taint tolerated."""
-    values = yaml.safe_load((CHART / "values.yaml").read_text())
-    workers = _workers()
-    assert set(workers) == set(values["pools"])
-    assert values["placement"]["poolLabelKey"] == "dr-serving/pool"
-    for name, node in workers.items():
-        assert node["labels"]["node.kubernetes.io/instance-type"] == values["pools"][name]["instanceType"]
-    (patch,) = workers["graviton"]["kubeadmConfigPatches"]
+def _join_taint(node: dict[str, Any]) -> dict[str, str]:
+    """The one taint a worker's JoinConfiguration patch puts on it."""
+    (patch,) = node["kubeadmConfigPatches"]
     join = yaml.safe_load(patch)
     assert join["kind"] == "JoinConfiguration"
     # Finding 19: kubeadm's first-class taints field, not kubelet flags that only work through kind's
@@ -161,9 +155,39 @@ def test_workers_are_the_chart_pools_and_graviton_is_tainted() -> None:
     # (kind v0.32.0 pkg/internal/patch/kubeadm_merge.go:59-69).
     assert "kubeletExtraArgs" not in join["nodeRegistration"]
     (taint,) = join["nodeRegistration"]["taints"]
+    return taint
+
+
+def test_workers_are_the_chart_pools_and_graviton_is_tainted() -> None:
+    """One worker per chart pool, labelled with the chart's pool label key; the graviton taint tolerated."""
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    workers = _workers()
+    assert set(workers) == {*values["pools"], values["loadtest"]["pool"]}
+    assert values["placement"]["poolLabelKey"] == "dr-serving/pool"
+    for name in values["pools"]:
+        assert (
+            workers[name]["labels"]["node.kubernetes.io/instance-type"]
+            == values["pools"][name]["instanceType"]
+        )
     (toleration,) = values["pools"]["graviton"]["tolerations"]
-    assert toleration == {**taint, "operator": "Equal"}
+    assert toleration == {**_join_taint(workers["graviton"]), "operator": "Equal"}
     assert "kubeadmConfigPatches" not in workers["amd64"]
+
+
+def test_loadgen_worker_takes_only_the_load_generator() -> None:
+    """The loadgen worker has the labels the load-test pods select and the taint only they tolerate."""
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    loadtest = values["loadtest"]
+    node = _workers()[loadtest["pool"]]
+    selector = loadtest["nodeSelector"]
+    assert selector == {"dr-serving/pool": loadtest["pool"]}
+    assert all(node["labels"][key] == value for key, value in selector.items())
+    taint = _join_taint(node)
+    (toleration,) = loadtest["tolerations"]
+    assert toleration == {**taint, "operator": "Equal"}
+    # No predictor pool tolerates it, so the predictors never share the load generator's node.
+    for pool in values["pools"].values():
+        assert all(t.get("value") != taint["value"] for t in pool.get("tolerations") or [])
 
 
 def test_kind_config_explains_the_shared_cpu_architecture() -> None:

@@ -4,10 +4,12 @@ only master <-> workers and the way to the predictors."""
 
 from __future__ import annotations
 
+import re
+import subprocess
 from pathlib import Path
 
 from loadtest.targets import load_targets
-from tests.chart.chartkit import NAMESPACE, by_kind, render, validate_builtin
+from tests.chart.chartkit import NAMESPACE, ROOT, by_kind, render, validate_builtin
 
 PRICES = {"amd64": 0.23, "graviton": 0.174}
 LOADTEST = {"loadtest": {"enabled": True, "workers": 3, "masterPort": 6000}}
@@ -101,3 +103,24 @@ def test_network_policies_open_only_master_workers_and_the_predictors() -> None:
         if "podSelector" in peer
     }
     assert {"loadtest-master", "loadtest-worker"} <= components
+
+
+def test_kind_values_run_the_lab_image_make_kind_load_lab_loads() -> None:
+    """On kind the load-test pods run the kind.local/ lab image ``make kind-load-lab`` loads, never pulled."""
+    objects = render("kind-values.yaml", {"loadtest": {"enabled": True}})
+    dry_run = subprocess.run(
+        ["make", "--no-print-directory", "-n", "kind-load-lab"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    (loaded,) = re.findall(r"kind load docker-image '([^']+)'", dry_run)
+    assert loaded == "kind.local/dr-serving/loadtest:0.1.0-lab"
+    assert f"docker tag '{loaded.removeprefix('kind.local/')}' '{loaded}'" in dry_run
+    for suffix in ("-loadtest-master", "-loadtest-worker"):
+        pod = _named(objects, "Deployment", suffix)["spec"]["template"]["spec"]
+        (box,) = pod["containers"]
+        assert (box["image"], box["imagePullPolicy"]) == (loaded, "Never")
+        assert pod["nodeSelector"] == {"dr-serving/pool": "loadgen"}

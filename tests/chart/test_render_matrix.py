@@ -144,10 +144,17 @@ def _by_key(objects: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, An
     return {(obj["kind"], obj["metadata"]["name"]): obj for obj in objects}
 
 
-@pytest.mark.parametrize("ci_file", sorted(p.name for p in (CHART / "ci").glob("*-values.yaml")))
-def test_each_ci_values_file_renders_valid_objects(ci_file: str) -> None:
-    """Every object rendered from each ci/*-values.yaml validates against its schema."""
-    objects = render(ci_file)
+CI_FILES = sorted(p.name for p in (CHART / "ci").glob("*-values.yaml"))
+#: Value sets beyond each ci file alone: kind with the in-cluster load generator on (make kind-load-lab).
+CI_EXTRAS = {"kind-values.yaml+loadtest": ("kind-values.yaml", {"loadtest": {"enabled": True}})}
+
+
+@pytest.mark.parametrize(
+    "values", [*((f,) for f in CI_FILES), *CI_EXTRAS.values()], ids=[*CI_FILES, *CI_EXTRAS]
+)
+def test_each_ci_values_file_renders_valid_objects(values: tuple[str | dict[str, Any], ...]) -> None:
+    """Every object rendered from each ci/*-values.yaml (and the extra sets) validates against its schema."""
+    objects = render(*values)
     assert isvcs(objects)
     for obj in objects:
         if obj["apiVersion"].startswith(CRD_GROUPS):
