@@ -35,6 +35,7 @@ __all__ = [
     "LocalPrometheus",
     "PrometheusError",
     "ScrapeTarget",
+    "instant_query",
     "quantile_query",
     "query_quantiles",
     "run_quantiles",
@@ -236,16 +237,7 @@ def query_quantiles(
     for q in quantiles:
         expr = quantile_query(q, metric=metric, matchers=matchers, window_s=window_s)
         queries[q] = expr
-        params: dict[str, Any] = {"query": expr}
-        if at is not None:
-            params["time"] = f"{at:.3f}"
-        try:
-            answer = httpx.get(f"{url.rstrip('/')}/api/v1/query", params=params, timeout=10.0).json()
-        except (httpx.HTTPError, ValueError) as exc:
-            raise PrometheusError(f"Prometheus at {url!r} did not answer the query {expr!r}: {exc}.") from exc
-        if answer.get("status") != "success":
-            raise PrometheusError(f"Prometheus rejected the query {expr!r}: {answer.get('error')!r}.")
-        for item in answer["data"]["result"]:
+        for item in instant_query(url, expr, at=at):
             labels = item["metric"]
             key = (labels.get("pool", ""), labels.get("model", ""))
             row = rows.setdefault(key, {"pool": key[0], "model": key[1], "metric": metric})
@@ -256,6 +248,20 @@ def query_quantiles(
         {**row, "queries": {f"p{round(q * 100)}": e for q, e in queries.items()}, "buckets": buckets}
         for row in rows.values()
     ]
+
+
+def instant_query(url: str, expr: str, *, at: float | None = None) -> list[dict[str, Any]]:
+    """The result vector of one PromQL instant query to Prometheus at ``url`` (at Unix time ``at``)."""
+    params: dict[str, Any] = {"query": expr}
+    if at is not None:
+        params["time"] = f"{at:.3f}"
+    try:
+        answer = httpx.get(f"{url.rstrip('/')}/api/v1/query", params=params, timeout=10.0).json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise PrometheusError(f"Prometheus at {url!r} did not answer the query {expr!r}: {exc}.") from exc
+    if answer.get("status") != "success":
+        raise PrometheusError(f"Prometheus rejected the query {expr!r}: {answer.get('error')!r}.")
+    return list(answer["data"]["result"])
 
 
 def run_window(started: float, finished: float, *, now: float) -> tuple[float, float]:

@@ -7,8 +7,10 @@ is stopped (scale to zero) and started again: container start (``docker start`` 
 ``State.StartedAt``) → process start → model loaded → ready → first answer; the image pull, absent locally, is
 estimated from the compressed image size at a stated bandwidth. On a cluster the lab waits for zero pods of
 the revision, sends the request through the ingress, and decomposes it with the pod's condition timestamps
-(scheduled → initialized → containers ready) plus the server's model-load metric. Cold requests are labelled
-``cold``; ``--warm-after`` warm requests follow each one for comparison.
+(scheduled → initialized → containers ready) plus the server's start-up and model-load gauges, read from
+Prometheus by the pod's name (``loadtest/pod_startup.py``; ``server_figures_from`` says where they came from
+or why they are missing). Cold requests are labelled ``cold``; ``--warm-after`` warm requests follow each one
+for comparison.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import requests
 
 from loadtest.campaign import Campaign
 from loadtest.containers import ContainerFleet, server_startup_metrics
+from loadtest.pod_startup import PodStartup, wait_pod_startup
 from loadtest.protocols import build_request, read_answer
 from loadtest.scenarios.options import ColdStartOptions
 from loadtest.targets import Target
@@ -201,21 +204,24 @@ def _cluster_cold(
         "kind": "cluster scale from zero",
         "waited_for_zero_s": round(waited, 3),
     }
+    # The gateway answers 404 on /metrics (the chart serves it on its own port to the monitoring namespaces):
+    # the fresh pod's start-up gauges come from Prometheus, by the pod's name, once it has scraped the pod.
+    server = PodStartup(figures={}, source=f"missing: no new pod of {service} was found")
     if fresh:
         timeline = fresh[-1]
         breakdown.update(pod=timeline.pod, node=timeline.node, **timeline.durations())
         if timeline.ready is not None:
             breakdown["ready_to_first_response_s"] = round((answered_at - timeline.ready).total_seconds(), 3)
-    try:
-        headers = {"Host": target.host} if target.host else {}
-        # The chart serves metrics on their own port, so the gateway answers 404 here: no server figures then.
-        answer = session.get(f"{target.base_url}/metrics", headers=headers, timeout=10)
-        server = server_startup_metrics(answer.text) if answer.ok else {}
-    except requests.RequestException:
-        server = {}
+        campaign.say(f"cold-start: waiting for Prometheus to scrape {timeline.pod} …")
+        server = wait_pod_startup(
+            campaign.prometheus_url,
+            namespace=namespace,
+            pod=timeline.pod,
+            since=sent_at.timestamp(),
+            timeout=options.metrics_timeout,
+        )
     breakdown.update(
-        model_load_s=server.get("dr_model_load_seconds"),
-        server_startup_s=server.get("dr_startup_seconds"),
+        **server.breakdown(),
         first_response_server_prediction_ms=facts.get("server_prediction_ms"),
         total_s=round(facts.get("total_s", 0.0), 3),
         error=facts.get("error", ""),

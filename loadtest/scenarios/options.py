@@ -75,6 +75,8 @@ class ColdStartOptions:
     """How long to wait for zero pods on a cluster (s)."""
     namespace: str | None = None
     """Namespace of the InferenceServices (cluster; default: the target's, else ``dr-serving``)."""
+    metrics_timeout: float = 60.0
+    """How long to wait for Prometheus's first scrape of the fresh pod (cluster; s)."""
 
     @staticmethod
     def add_arguments(group: argparse._ArgumentGroup) -> None:
@@ -98,6 +100,13 @@ class ColdStartOptions:
             help="how long to wait for zero pods on a cluster (s)",
         )
         group.add_argument("--namespace", default=None, help="namespace of the InferenceServices (cluster)")
+        group.add_argument(
+            "--metrics-timeout",
+            type=non_negative_float,
+            default=60.0,
+            help="how long to wait for Prometheus (--prometheus-url) to scrape the fresh pod's start-up "
+            "gauges (cluster; s)",
+        )
 
     def validate(self) -> None:
         """Reject a negative warm count."""

@@ -57,6 +57,24 @@ def test_pod_monitor_scrapes_the_predictor_port_with_node_labels(values: str | d
     assert relabel[("__meta_kubernetes_pod_node_name",)] == "node"
 
 
+@pytest.mark.parametrize("values", [{}, "standard-values.yaml"], ids=["knative", "standard"])
+def test_monitors_keep_the_operators_namespace_and_pod_labels(values: str | dict) -> None:
+    """A cold start finds a pod's gauges by the ``namespace`` and ``pod`` labels prometheus-operator v0.88.1
+    gives every target (pkg/prometheus/promcfg.go:1488-1502 PodMonitor, :2003-2030 ServiceMonitor); the
+    chart's relabelings run after them (:1549, :2097), so none may overwrite or drop either label."""
+    objects = render(values, "monitoring-values.yaml")
+    monitors = [*by_kind(objects, "PodMonitor"), *by_kind(objects, "ServiceMonitor")]
+    assert len(monitors) == (2 if values else 1)
+    for monitor in monitors:
+        for endpoint in monitor["spec"].get("podMetricsEndpoints") or monitor["spec"]["endpoints"]:
+            rules = endpoint.get("relabelings", []) + endpoint.get("metricRelabelings", [])
+            assert rules
+            assert all(rule.get("targetLabel") not in {"namespace", "pod"} for rule in rules)
+            assert all(rule.get("action", "replace") in {"replace"} for rule in rules)
+            # honorLabels would let an exposed pod/namespace label win; the predictor exposes none anyway.
+            assert not endpoint.get("honorLabels", False)
+
+
 def _scraped_address(endpoint: dict, discovered: str) -> str:
     """The ``__address__`` Prometheus scrapes after the endpoint's relabelings (replace rules, anchored)."""
     labels = {"__address__": discovered}
