@@ -1,14 +1,16 @@
 """``dr-serving deploy preflight``: what in a live cluster would keep the chart's pods from running.
 
 ``requirements`` reads the rendered chart (the objects ``helm template`` gives for the user's values) and says
-what the cluster must offer: KServe's CRDs, the Knative feature flags each pod spec needs, a node per pool,
-metrics-server (Standard mode's HPA), the ``pvc://`` claims, the images Knative would resolve. ``check`` asks
-the API server (kubernetes client) and returns one ``Problem`` per gap, each with its fix. The upstream rules
-behind each check are cited where they are applied; tests/deploy/test_preflight.py replays recorded answers.
+what the cluster must offer: KServe's CRDs, the Knative feature flags each pod spec needs, a node per pool
+(the load generator's too with ``loadtest.enabled``), metrics-server (Standard mode's HPA), the ``pvc://``
+claims, the images Knative would resolve. ``check`` asks the API server (kubernetes client) and returns one
+``Problem`` per gap, each with its fix. The upstream rules behind each check are cited where they are
+applied; tests/deploy/test_preflight.py replays recorded answers.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,12 +71,13 @@ class Problem:
 
 @dataclass(frozen=True, kw_only=True)
 class Pool:
-    """Where one InferenceService's pods must land."""
+    """Where one workload's pods must land (an InferenceService, or the load generator's Deployments)."""
 
-    inference_service: str
+    workloads: tuple[str, ...]
     pool: str
     node_selector: Mapping[str, str]
     tolerations: tuple[Mapping[str, Any], ...]
+    fix: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -121,12 +124,14 @@ def requirements(objects: Iterable[Mapping[str, Any]], namespace: str) -> Requir
         if mode == "knative":
             for flag in sorted(required_knative_flags(predictor)):
                 flags.setdefault(flag, []).append(name)
+        pool = isvc["metadata"].get("labels", {}).get("dr-serving/pool", name)
         pools.append(
             Pool(
-                inference_service=name,
-                pool=isvc["metadata"].get("labels", {}).get("dr-serving/pool", name),
+                workloads=(name,),
+                pool=pool,
                 node_selector=dict(predictor.get("nodeSelector") or {}),
                 tolerations=tuple(predictor.get("tolerations") or ()),
+                fix=f"add such a node (group), or set pools.{pool}.enabled=false.",
             )
         )
         for container in predictor["containers"]:
@@ -135,6 +140,7 @@ def requirements(objects: Iterable[Mapping[str, Any]], namespace: str) -> Requir
                 if item.get("name") == "STORAGE_URI" and str(item.get("value", "")).startswith("pvc://"):
                     claim = item["value"].removeprefix("pvc://").split("/", 1)[0]
                     claims.setdefault(claim, []).append(name)
+    pools += _loadtest_pools(objects)
     operator_kinds = sorted(
         {o["kind"] for o in objects if o.get("apiVersion", "").startswith("monitoring.coreos.com/")}
     )
@@ -147,6 +153,34 @@ def requirements(objects: Iterable[Mapping[str, Any]], namespace: str) -> Requir
         claims={k: tuple(v) for k, v in claims.items()},
         images=tuple(dict.fromkeys(images)),
     )
+
+
+def _loadtest_pools(objects: Iterable[Mapping[str, Any]]) -> list[Pool]:
+    """Where the load generator's master and worker pods must land (``loadtest.enabled``), one entry per
+    placement they share."""
+    placements: dict[str, tuple[Mapping[str, Any], list[str]]] = {}
+    for obj in objects:
+        template = (obj.get("spec") or {}).get("template") or {}
+        labels = (template.get("metadata") or {}).get("labels") or {}
+        if obj.get("kind") != "Deployment" or "dr-serving/loadtest-pool" not in labels:
+            continue
+        pod = template.get("spec") or {}
+        placement = {
+            "pool": labels["dr-serving/loadtest-pool"],
+            "node_selector": dict(pod.get("nodeSelector") or {}),
+            "tolerations": tuple(pod.get("tolerations") or ()),
+        }
+        key = json.dumps(placement, sort_keys=True)
+        placements.setdefault(key, (placement, []))[1].append(obj["metadata"]["name"])
+    return [
+        Pool(
+            workloads=tuple(names),
+            **placement,
+            fix="add a node (group) with that label and a taint loadtest.tolerations tolerates (kind: "
+            "kind-config.yaml's loadgen worker: make kind-down kind-up), or set loadtest.nodeSelector.",
+        )
+        for placement, names in placements.values()
+    ]
 
 
 def pinned_versions(path: Path = VERSIONS) -> dict[str, str]:
@@ -345,12 +379,13 @@ def _nodes(api: client.ApiClient, needs: Requirements) -> list[Problem]:
         ]
         if not fits:
             wanted = ", ".join(f"{k}={v}" for k, v in pool.node_selector.items()) or "any labels"
+            stay = "stays" if len(pool.workloads) == 1 else "stay"
             problems.append(
                 Problem(
                     "nodes",
                     f"no schedulable node has {wanted} with taints that pool {pool.pool} tolerates, so "
-                    f"{pool.inference_service} stays Pending.",
-                    f"add such a node (group), or set pools.{pool.pool}.enabled=false.",
+                    f"{' and '.join(pool.workloads)} {stay} Pending.",
+                    pool.fix,
                 )
             )
     return problems

@@ -276,3 +276,20 @@ def test_notes_point_to_preflight() -> None:
         "dr-serving deploy preflight --namespace {{ .Release.Namespace }} --release {{ .Release.Name }}"
         in notes
     )
+
+
+def test_load_generator_needs_a_node_of_its_own_pool() -> None:
+    """``loadtest.enabled``: the master and workers need a node with the loadgen label and a taint they
+    tolerate (kind-config.yaml's loadgen worker); a kind cluster created without that worker is named."""
+    needs = _needs(loadtest={"enabled": True})
+    (pool,) = [p for p in needs.pools if p.pool == "loadgen"]
+    assert pool.workloads == ("dr-serving-loadtest-master", "dr-serving-loadtest-worker")
+    assert pool.node_selector == {"dr-serving/pool": "loadgen"}
+    assert _check(needs) == []
+    assert _check(needs, NODES="nodes-kind-no-loadgen.json") == [
+        "nodes: no schedulable node has dr-serving/pool=loadgen with taints that pool loadgen tolerates, so "
+        "dr-serving-loadtest-master and dr-serving-loadtest-worker stay Pending. Fix: add a node (group) "
+        "with that label and a taint loadtest.tolerations tolerates (kind: kind-config.yaml's loadgen "
+        "worker: make kind-down kind-up), or set loadtest.nodeSelector."
+    ]
+    assert _check(_needs(), NODES="nodes-kind-no-loadgen.json") == []
