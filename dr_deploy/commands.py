@@ -144,7 +144,8 @@ def _preflight(args: argparse.Namespace) -> int:
         checked = "KServe, " + (
             "Knative flags and image resolution" if needs.mode == "knative" else "metrics-server"
         )
-        print(f"preflight: no problems ({checked}, nodes for {len(needs.pools)} InferenceService(s), PVCs).")
+        workloads = sum(len(pool.workloads) for pool in needs.pools)
+        print(f"preflight: no problems ({checked}, nodes for {workloads} workload(s), PVCs).")
         return 0
 
     return _guard(run)
