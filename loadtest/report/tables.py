@@ -68,6 +68,24 @@ def _number(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
+def _cold_breakdown_note(entries: tuple[dict[str, Any], ...]) -> str:
+    """What the container and cluster columns of the cold-start breakdown measure (when present)."""
+    notes = []
+    if any("container_start_s" in e for e in entries):
+        notes.append(
+            "container_start_s = docker start → the engine's State.StartedAt (the process starts there); "
+            "process_start_to_ready_s = the predictor's dr_startup_seconds, of which model_load_s = "
+            "dr_model_load_seconds; readiness_seen_after_s = polling lag of the held request."
+        )
+    if any("server_figures_from" in e for e in entries):
+        notes.append(
+            "Cluster: server_startup_s and model_load_s = the fresh pod's dr_startup_seconds and "
+            "dr_model_load_seconds from Prometheus by its pod name; server_figures_from names that "
+            "Prometheus and pod, or why the figures are missing."
+        )
+    return " ".join(notes)
+
+
 def load_label(phase: str, users: int) -> str:
     """``warm (sequential)``, ``cold (sequential)`` or ``load, 100 users``."""
     return f"load, {users} users" if phase == "load" else f"{phase} (sequential)"
@@ -448,11 +466,7 @@ def all_tables(
                 + [e.get("error") or ""]
                 for e in breakdown.entries
             ],
-            note="container_start_s = docker start → the engine's State.StartedAt (the process starts "
-            "there); process_start_to_ready_s = the predictor's dr_startup_seconds, of which model_load_s = "
-            "dr_model_load_seconds; readiness_seen_after_s = polling lag of the held request."
-            if any("container_start_s" in e for e in breakdown.entries)
-            else "",
+            note=_cold_breakdown_note(breakdown.entries),
         ),
         cold_published_table(a.cold_published, pull_note),
         containers_table(a.containers),

@@ -284,3 +284,36 @@ def test_a_run_folder_written_before_the_redesign_still_reports(cold_run: RunDat
     markdown = result["markdown"].read_text()
     assert "## Warm vs cold (client latency, median ms, sequential)" in markdown
     assert "Latency anatomy" not in markdown  # no phase figures in an old run: no empty table
+
+
+def test_cluster_cold_breakdown_says_where_server_figures_came_from(tmp_path: Path) -> None:
+    """A cluster cold start's server figures and their source are columns, and the note explains them."""
+    rows = [_row(X86, 0, 100.0), _row(X86, 1, 3000.0, phase="cold", server_ms=90.0)]
+    cold_start = (
+        {
+            "target": X86.name,
+            "kind": "cluster scale from zero",
+            "pod": "p-1",
+            "server_startup_s": 1.25,
+            "model_load_s": 0.5,
+            "server_figures_from": "Prometheus http://127.0.0.1:9090: pod dr/p-1",
+        },
+        {
+            "target": X86.name,
+            "kind": "cluster scale from zero",
+            "pod": "p-2",
+            "server_startup_s": None,
+            "model_load_s": None,
+            "server_figures_from": "missing: no --prometheus-url",
+        },
+    )
+    analysis = analyse(_run(tmp_path, rows, cold_start=cold_start), load_prices())
+    (table,) = [
+        t
+        for t in all_tables(analysis, emulated=False, price_source="p", prometheus=None)
+        if t.kind is TableKind.COLD_BREAKDOWN
+    ]
+    assert table.header[2:] == ["pod", "server_startup_s", "model_load_s", "server_figures_from", "error"]
+    assert table.rows[0][3:6] == ["1.250", "0.500", "Prometheus http://127.0.0.1:9090: pod dr/p-1"]
+    assert table.rows[1][3:6] == ["–", "–", "missing: no --prometheus-url"]
+    assert table.note.startswith("Cluster: server_startup_s and model_load_s = the fresh pod's")
