@@ -2,15 +2,14 @@
 
 ``requirements`` reads the rendered chart (the objects ``helm template`` gives for the user's values) and says
 what the cluster must offer: KServe's CRDs, the Knative feature flags each pod spec needs, a node per pool
-(the load generator's too with ``loadtest.enabled``), metrics-server (Standard mode's HPA), the ``pvc://``
-claims, the images Knative would resolve. ``check`` asks the API server (kubernetes client) and returns one
-``Problem`` per gap, each with its fix. The upstream rules behind each check are cited where they are
-applied; tests/deploy/test_preflight.py replays recorded answers.
+(the load generator's too with ``loadtest.enabled``, and room for what its pods request: ``placement.py``),
+metrics-server (Standard mode's HPA), the ``pvc://`` claims, the images Knative would resolve. ``check`` asks
+the API server (kubernetes client) and returns one ``Problem`` per gap, each with its fix. The upstream rules
+behind each check are cited where they are applied; tests/deploy/test_preflight.py replays recorded answers.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,11 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from dr_deploy.placement import Pool, inference_service_pool, loadtest_pools, node_problems
+from dr_deploy.problems import Problem
+
 __all__ = [
+    "Pool",
     "Problem",
     "Requirements",
     "check",
@@ -54,30 +57,6 @@ POD_FIELD_FLAGS = {
 }
 # Flags on upstream (knative-v1.21.1 pkg/apis/config/features.go:101): absent from config-features means on.
 ENABLED_UPSTREAM = frozenset({"kubernetes.podspec-volumes-emptydir"})
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing that would keep the release from running, and how to fix it."""
-
-    check: str
-    message: str
-    fix: str
-
-    def line(self) -> str:
-        """The one line printed for this problem."""
-        return f"{self.check}: {self.message} Fix: {self.fix}"
-
-
-@dataclass(frozen=True, kw_only=True)
-class Pool:
-    """Where one workload's pods must land (an InferenceService, or the load generator's Deployments)."""
-
-    workloads: tuple[str, ...]
-    pool: str
-    node_selector: Mapping[str, str]
-    tolerations: tuple[Mapping[str, Any], ...]
-    fix: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -124,23 +103,14 @@ def requirements(objects: Iterable[Mapping[str, Any]], namespace: str) -> Requir
         if mode == "knative":
             for flag in sorted(required_knative_flags(predictor)):
                 flags.setdefault(flag, []).append(name)
-        pool = isvc["metadata"].get("labels", {}).get("dr-serving/pool", name)
-        pools.append(
-            Pool(
-                workloads=(name,),
-                pool=pool,
-                node_selector=dict(predictor.get("nodeSelector") or {}),
-                tolerations=tuple(predictor.get("tolerations") or ()),
-                fix=f"add such a node (group), or set pools.{pool}.enabled=false.",
-            )
-        )
+        pools.append(inference_service_pool(isvc))
         for container in predictor["containers"]:
             images.append(container["image"])
             for item in container.get("env") or []:
                 if item.get("name") == "STORAGE_URI" and str(item.get("value", "")).startswith("pvc://"):
                     claim = item["value"].removeprefix("pvc://").split("/", 1)[0]
                     claims.setdefault(claim, []).append(name)
-    pools += _loadtest_pools(objects)
+    pools += loadtest_pools(objects)
     operator_kinds = sorted(
         {o["kind"] for o in objects if o.get("apiVersion", "").startswith("monitoring.coreos.com/")}
     )
@@ -153,34 +123,6 @@ def requirements(objects: Iterable[Mapping[str, Any]], namespace: str) -> Requir
         claims={k: tuple(v) for k, v in claims.items()},
         images=tuple(dict.fromkeys(images)),
     )
-
-
-def _loadtest_pools(objects: Iterable[Mapping[str, Any]]) -> list[Pool]:
-    """Where the load generator's master and worker pods must land (``loadtest.enabled``), one entry per
-    placement they share."""
-    placements: dict[str, tuple[Mapping[str, Any], list[str]]] = {}
-    for obj in objects:
-        template = (obj.get("spec") or {}).get("template") or {}
-        labels = (template.get("metadata") or {}).get("labels") or {}
-        if obj.get("kind") != "Deployment" or "dr-serving/loadtest-pool" not in labels:
-            continue
-        pod = template.get("spec") or {}
-        placement = {
-            "pool": labels["dr-serving/loadtest-pool"],
-            "node_selector": dict(pod.get("nodeSelector") or {}),
-            "tolerations": tuple(pod.get("tolerations") or ()),
-        }
-        key = json.dumps(placement, sort_keys=True)
-        placements.setdefault(key, (placement, []))[1].append(obj["metadata"]["name"])
-    return [
-        Pool(
-            workloads=tuple(names),
-            **placement,
-            fix="add a node (group) with that label and a taint loadtest.tolerations tolerates (kind: "
-            "kind-config.yaml's loadgen worker: make kind-down kind-up), or set loadtest.nodeSelector.",
-        )
-        for placement, names in placements.values()
-    ]
 
 
 def pinned_versions(path: Path = VERSIONS) -> dict[str, str]:
@@ -349,46 +291,8 @@ def _metrics_server(api: client.ApiClient) -> list[Problem]:
     return []
 
 
-def _tolerates(tolerations: Iterable[Mapping[str, Any]], taint: Any) -> bool:
-    for toleration in tolerations:
-        if toleration.get("effect") and toleration["effect"] != taint.effect:
-            continue
-        if toleration.get("operator") == "Exists" and (
-            not toleration.get("key") or toleration["key"] == taint.key
-        ):
-            return True
-        if toleration.get("key") == taint.key and toleration.get("value") == taint.value:
-            return True
-    return False
-
-
 def _nodes(api: client.ApiClient, needs: Requirements) -> list[Problem]:
-    nodes = client.CoreV1Api(api).list_node().items
-    problems = []
-    for pool in needs.pools:
-        fits = [
-            node.metadata.name
-            for node in nodes
-            if not (node.spec and node.spec.unschedulable)
-            and all((node.metadata.labels or {}).get(k) == v for k, v in pool.node_selector.items())
-            and all(
-                _tolerates(pool.tolerations, taint)
-                for taint in (node.spec.taints if node.spec else None) or []
-                if taint.effect in ("NoSchedule", "NoExecute")
-            )
-        ]
-        if not fits:
-            wanted = ", ".join(f"{k}={v}" for k, v in pool.node_selector.items()) or "any labels"
-            stay = "stays" if len(pool.workloads) == 1 else "stay"
-            problems.append(
-                Problem(
-                    "nodes",
-                    f"no schedulable node has {wanted} with taints that pool {pool.pool} tolerates, so "
-                    f"{' and '.join(pool.workloads)} {stay} Pending.",
-                    pool.fix,
-                )
-            )
-    return problems
+    return node_problems(client.CoreV1Api(api).list_node().items, needs.pools)
 
 
 def _claims(api: client.ApiClient, needs: Requirements) -> list[Problem]:
