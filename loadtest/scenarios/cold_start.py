@@ -212,7 +212,8 @@ def _cluster_cold(
         breakdown.update(pod=timeline.pod, node=timeline.node, **timeline.durations())
         if timeline.ready is not None:
             breakdown["ready_to_first_response_s"] = round((answered_at - timeline.ready).total_seconds(), 3)
-        campaign.say(f"cold-start: waiting for Prometheus to scrape {timeline.pod} …")
+        if campaign.prometheus_url:
+            campaign.say(f"cold-start: waiting for Prometheus to scrape {timeline.pod} …")
         server = wait_pod_startup(
             campaign.prometheus_url,
             namespace=namespace,
