@@ -68,9 +68,11 @@ __all__ = [
 
 #: Bare variants, in table order.
 BARE_VARIANTS = ("naive", "tf-fp32", "tf-bf16", "litert-fp32", "litert-int8")
-#: Served variants and the ``serve`` flags that make them.
+#: Served variants and the ``serve`` flags that make them; ``<bare>+batch`` serves ``<bare>`` with
+#: ``--micro-batch`` (its offline reference is the bare variant's).
 SERVED_VARIANTS: dict[str, tuple[str, ...]] = {
     "tf-fp32": ("--backend", "savedmodel"),
+    "tf-fp32+batch": ("--backend", "savedmodel", "--micro-batch", "8"),
     "tf-bf16": ("--backend", "savedmodel", "--precision", "bf16"),
     "litert-fp32": ("--backend", "litert"),
     "litert-int8": ("--precision", "int8"),
@@ -662,7 +664,7 @@ def _bench_model(
         "served": {},
     }
     for variant, flags in SERVED_VARIANTS.items():
-        if variant not in bare:
+        if served_base(variant) not in bare:
             continue
         print(f">> {name}: serving {variant}", flush=True)
         result["served"][variant] = _served(
@@ -695,6 +697,11 @@ def _bench_model(
 
 
 # ---------------------------------------------------------------------------------------------- tables
+
+
+def served_base(variant: str) -> str:
+    """The bare variant a served one runs: ``tf-fp32+batch`` → ``tf-fp32``."""
+    return variant.split("+", 1)[0]
 
 
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:
@@ -730,7 +737,7 @@ def _tables(results: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
             micro_rows.extend({"model": name, "variant": variant, **row} for row in rows)
         for variant, served in model["served"].items():
             end_to_end = served["end_to_end_ms"]["p50"]
-            offline = 1000 / bare[variant]["mean_ms"]
+            offline = 1000 / bare[served_base(variant)]["mean_ms"]
             served_rows.append(
                 {
                     "model": name,
@@ -760,7 +767,36 @@ def _tables(results: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
                         "prediction_ms": row.get("prediction_ms"),
                     }
                 )
-    return {"bare": bare_rows, "micro_batching": micro_rows, "served": served_rows, "load": load_rows}
+    return {
+        "bare": bare_rows,
+        "micro_batching": micro_rows,
+        "served": served_rows,
+        "load": load_rows,
+        "served_batching": _served_batching_rows(load_rows),
+    }
+
+
+def _served_batching_rows(load_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``<bare>+batch`` against ``<bare>`` over HTTP per connection count (run one after the other)."""
+    by_key = {(row["model"], row["variant"], row["connections"]): row for row in load_rows}
+    rows = []
+    for (model, variant, connections), batched in by_key.items():
+        direct = by_key.get((model, served_base(variant), connections))
+        if "+" not in variant or direct is None:
+            continue
+        rows.append(
+            {
+                "model": model,
+                "variant": variant,
+                "connections": connections,
+                "direct_per_s": direct["per_second"],
+                "batched_per_s": batched["per_second"],
+                "gain": _ratio(batched["per_second"], direct["per_second"]),
+                "direct_p50_ms": direct["p50_ms"],
+                "batched_p50_ms": batched["p50_ms"],
+            }
+        )
+    return rows
 
 
 def _print(results: dict[str, Any], tables: dict[str, list[dict[str, Any]]]) -> None:
@@ -782,6 +818,9 @@ def _print(results: dict[str, Any], tables: dict[str, list[dict[str, Any]]]) -> 
         ),
         "served": "served (V1 raw JPEG, one keep-alive connection)",
         "load": "closed loop, V1 raw JPEG (server CPU per answer; mean decode+gate, queue, prediction ms)",
+        "served_batching": (
+            f"served --micro-batch {_MICRO_BATCH} vs one call per request (closed loop above, run in turn)"
+        ),
     }
     for key, rows in tables.items():
         if not rows:

@@ -68,6 +68,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         f"(default: ${GRADABILITY_ENV}, else {DEFAULT_POLICY}).",
     )
     group.add_argument(
+        "--micro-batch",
+        type=int,
+        default=argparse.SUPPRESS,
+        metavar="IMAGES",
+        help="Run up to this many waiting images (several requests') through the backend in one call; "
+        "0 or 1: one call per request. Pays for the TensorFlow backends under concurrency, not for LiteRT "
+        "(README, Benchmark) (default: $DR_MICRO_BATCH, else 0).",
+    )
+    group.add_argument(
+        "--micro-batch-wait-ms",
+        type=float,
+        default=argparse.SUPPRESS,
+        metavar="MS",
+        help="With --micro-batch, wait this long after the first image for others; 0 takes only what is "
+        "already waiting, so a lone request is not delayed (default: $DR_MICRO_BATCH_WAIT_MS, else 0).",
+    )
+    group.add_argument(
         "--metrics-port",
         type=int,
         default=argparse.SUPPRESS,

@@ -19,6 +19,7 @@ from prometheus_client import Counter, Gauge, Histogram, start_http_server
 __all__ = [
     "BATCH_SECONDS",
     "BATCH_SIZE",
+    "CALL_IMAGES",
     "IMAGE_SECONDS",
     "MODEL_INFO",
     "MODEL_LOAD_SECONDS",
@@ -51,13 +52,13 @@ STARTUP_SECONDS = Gauge(
 )
 BATCH_SECONDS = Histogram(
     "dr_inference_batch_seconds",
-    "Backend time for one request's batch.",
+    "Backend time of the call that served one request's batch (under --micro-batch, shared with others).",
     ["model", "backend", *_NODE],
     buckets=LATENCY_BUCKETS,
 )
 IMAGE_SECONDS = Histogram(
     "dr_inference_image_seconds",
-    "Backend time per image (batch time divided by batch size).",
+    "Backend time per image (a backend call's time divided by its images).",
     ["model", "backend", *_NODE],
     buckets=LATENCY_BUCKETS,
 )
@@ -76,6 +77,12 @@ REQUESTS_IN_FLIGHT = Gauge(
     ["model"],
 )
 BATCH_SIZE = Histogram("dr_batch_size", "Images per prediction request.", ["model"], buckets=BATCH_BUCKETS)
+CALL_IMAGES = Histogram(
+    "dr_inference_call_images",
+    "Images per backend call: a request's own, or several requests' under --micro-batch.",
+    ["model"],
+    buckets=BATCH_BUCKETS,
+)
 PREDICTIONS = Counter("dr_predictions", "Images graded, by predicted grade.", ["model", "grade"])
 REJECTED_REQUESTS = Counter(
     "dr_rejected_requests",

@@ -3,10 +3,13 @@
 ``preprocess`` decodes the body with the codec of the route it came through (or a raw V1 body) and turns its
 images into one float32 batch on the decode executor (``limits.decode_slots`` threads: at most that many
 images are decoded at once); ``predict`` calls the backend on a dedicated one-thread inference executor, so
-the event loop never blocks on TensorFlow; ``postprocess`` grades, records metrics, sets the ``X-DR-*``
-response headers and lets the codec shape the answer. Each request's time is split where it is spent (see
-``Timings`` and ``docs/architecture.md``): body read (measured by the middleware), decode (incl. the wait for
-a decode slot), queue (the wait for the inference thread), prediction (the backend call alone), postprocess.
+the event loop never blocks on TensorFlow, or, with ``micro_batch`` > 1 (``--micro-batch``), hands the batch
+to a ``MicroBatcher`` that runs the waiting requests' images through the backend in one call;
+``postprocess`` grades, records metrics, sets the ``X-DR-*`` response headers and lets the codec shape the
+answer. Each request's time is split where it is spent (see ``Timings`` and ``docs/architecture.md``): body
+read (measured by the middleware), decode (incl. the wait for a decode slot), queue (the wait for the
+inference thread or the batcher), prediction (the backend call alone, shared with the other requests of its
+micro-batch), postprocess.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from serving.metadata import ModelMetadata
 from serving.metrics import (
     BATCH_SECONDS,
     BATCH_SIZE,
+    CALL_IMAGES,
     IMAGE_SECONDS,
     MODEL_INFO,
     MODEL_LOAD_SECONDS,
@@ -61,6 +65,7 @@ from serving.metrics import (
     NodeLabels,
     node_labels,
 )
+from serving.micro_batch import MicroBatcher
 from serving.preprocess import prepare_pixels
 from serving.protocol import V1, Batch, Codec, Encoded, ImageBatch, TensorBatch, Timings, v2
 from serving.tensor import scale, to_png
@@ -92,6 +97,8 @@ class Predicted:
     probabilities: np.ndarray
     queue_s: float
     prediction_s: float
+    #: Images in the backend call that served this request (more than its own under micro-batching).
+    call_images: int = 0
 
 
 class DRModel(Model):
@@ -107,8 +114,21 @@ class DRModel(Model):
         precision: str = "fp32",
         node: NodeLabels | None = None,
         gradability: str = DEFAULT_POLICY,
+        micro_batch: int = 0,
+        micro_batch_wait_s: float = 0.0,
     ) -> None:
+        """``micro_batch`` > 1: gather up to that many waiting images into one backend call, waiting at most
+        ``micro_batch_wait_s`` for more after the first (0: only what is already queued); 0 or 1: one call
+        per request."""
         super().__init__(name, return_response_headers=True)
+        if micro_batch < 0 or micro_batch_wait_s < 0:
+            raise ValueError(
+                "Expected micro_batch >= 0 and micro_batch_wait_s >= 0, "
+                f"got {micro_batch} and {micro_batch_wait_s}."
+            )
+        self.micro_batch = micro_batch
+        self.micro_batch_wait_s = micro_batch_wait_s
+        self._batcher: MicroBatcher | None = None
         self.model_dir = Path(model_dir)
         self.backend_kind = backend
         self.precision = precision
@@ -141,6 +161,13 @@ class DRModel(Model):
                 f"got {list(probabilities.shape)!r}."
             )
         self.backend, self.metadata = backend, metadata
+        if self.micro_batch > 1:
+            self._batcher = MicroBatcher(
+                backend,
+                max_batch=self.micro_batch,
+                max_wait_s=self.micro_batch_wait_s,
+                on_call=lambda images, seconds, kind=backend.name: self._observe_call(kind, images, seconds),
+            )
         self.load_seconds = time.perf_counter() - started
         MODEL_LOAD_SECONDS.labels(model=self.name, backend=backend.name).set(self.load_seconds)
         MODEL_INFO.labels(
@@ -168,6 +195,8 @@ class DRModel(Model):
     def stop(self) -> None:
         """Release the inference and decode threads; the model reports not ready."""
         self.ready = False
+        if self._batcher is not None:
+            self._batcher.close()
         self._inference.shutdown(wait=True, cancel_futures=False)
         self._decoding.shutdown(wait=True, cancel_futures=False)
         self._explaining.shutdown(wait=True, cancel_futures=False)
@@ -217,20 +246,32 @@ class DRModel(Model):
     ) -> Predicted:
         """Run the backend on the batch on the inference thread; time the wait and the call apart."""
         backend = self._require_backend()
-        loop = asyncio.get_running_loop()
         submitted = time.perf_counter()
+        if self._batcher is not None:
+            batched = await asyncio.wrap_future(self._batcher.submit(payload.tensor))
+            return Predicted(
+                prepared=payload,
+                probabilities=batched.outputs,
+                queue_s=batched.started - submitted,
+                prediction_s=batched.ended - batched.started,
+                call_images=batched.call_images,
+            )
 
         def call() -> tuple[np.ndarray, float, float]:
             started = time.perf_counter()
             probabilities = backend.predict(payload.tensor)
-            return probabilities, started, time.perf_counter()
+            ended = time.perf_counter()
+            self._observe_call(backend.name, len(payload.tensor), ended - started)
+            return probabilities, started, ended
 
+        loop = asyncio.get_running_loop()
         probabilities, started, ended = await loop.run_in_executor(self._inference, call)
         return Predicted(
             prepared=payload,
             probabilities=probabilities,
             queue_s=started - submitted,
             prediction_s=ended - started,
+            call_images=len(payload.tensor),
         )
 
     def postprocess(
@@ -394,11 +435,7 @@ class DRModel(Model):
     ) -> None:
         labels = {"model": self.name, "backend": backend, **self.node.as_labels()}
         count = len(gradings)
-        prediction_s = timings.prediction_ms / 1000
-        BATCH_SECONDS.labels(**labels).observe(prediction_s)
-        per_image = IMAGE_SECONDS.labels(**labels)
-        for _ in range(count):
-            per_image.observe(prediction_s / count)
+        BATCH_SECONDS.labels(**labels).observe(timings.prediction_ms / 1000)
         BATCH_SIZE.labels(model=self.name).observe(count)
         for phase, milliseconds in (
             ("body", timings.body_ms),
@@ -410,6 +447,13 @@ class DRModel(Model):
             PHASE_SECONDS.labels(model=self.name, phase=phase).observe(milliseconds / 1000)
         for grading in gradings:
             PREDICTIONS.labels(model=self.name, grade=str(grading.grade)).inc()
+
+    def _observe_call(self, backend: str, images: int, seconds: float) -> None:
+        """One backend call: its images, and the backend time per image."""
+        CALL_IMAGES.labels(model=self.name).observe(images)
+        per_image = IMAGE_SECONDS.labels(model=self.name, backend=backend, **self.node.as_labels())
+        for _ in range(images):
+            per_image.observe(seconds / images)
 
     def _require_metadata(self) -> ModelMetadata:
         if self.metadata is None:

@@ -46,6 +46,11 @@ class ServeConfig:
     precision: str = "fp32"
     #: Ungradable photos: ``reject`` (422), ``flag`` or ``off``: ``--gradability``, else ``$DR_GRADABILITY``.
     gradability: str = DEFAULT_POLICY
+    #: Images per backend call gathered from waiting requests (``--micro-batch``, else ``$DR_MICRO_BATCH``);
+    #: 0 or 1: one call per request.
+    micro_batch: int = 0
+    #: Wait for more after the first image, s (``--micro-batch-wait-ms``, else ``$DR_MICRO_BATCH_WAIT_MS``).
+    micro_batch_wait_s: float = 0.0
     host: str = "0.0.0.0"
     http_port: int = 8080
     #: Port of the Prometheus metrics (``--metrics-port``, else ``$DR_METRICS_PORT``); 0: ``/metrics`` on the
@@ -102,9 +107,15 @@ class ServeConfig:
             gradability = policy_from_env(getattr(args, "gradability", None), env)
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
+        micro_batch = _number(getattr(args, "micro_batch", None), env, "DR_MICRO_BATCH", int, 0, 256)
+        wait_ms = _number(
+            getattr(args, "micro_batch_wait_ms", None), env, "DR_MICRO_BATCH_WAIT_MS", float, 0, 1000
+        )
         return cls(
             model_dir=model_dir,
             gradability=gradability,
+            micro_batch=int(micro_batch),
+            micro_batch_wait_s=wait_ms / 1000,
             model_name=name,
             limits=limits,
             backend=args.backend,
@@ -118,6 +129,23 @@ class ServeConfig:
             timeout_keep_alive=getattr(args, "timeout_keep_alive", 65),
             enable_latency_logging=getattr(args, "enable_latency_logging", False),
         )
+
+
+def _number(
+    flag: float | None, env: Mapping[str, str], variable: str, kind: type, low: float, high: float
+) -> float:
+    """A flag over ``$variable`` over 0, of ``kind`` (int or float) in [low, high]; ``ConfigError`` if not."""
+    value = flag
+    if value is None:
+        raw = env.get(variable, "").strip() or "0"
+        try:
+            value = kind(raw)
+        except ValueError:
+            what = "an integer" if kind is int else "a number"
+            raise ConfigError(f"Expected {variable} to be {what}, got {raw!r}.") from None
+    if not low <= value <= high:
+        raise ConfigError(f"Expected {variable} (or its flag) between {low:g} and {high:g}, got {value!r}.")
+    return value
 
 
 def _metrics_port(flag: int | None, env: Mapping[str, str], *, http_port: int) -> int:
@@ -177,6 +205,8 @@ def serve(config: ServeConfig) -> None:
         precision=config.precision,
         limits=config.limits,
         gradability=config.gradability,
+        micro_batch=config.micro_batch,
+        micro_batch_wait_s=config.micro_batch_wait_s,
     )
     signal.signal(signal.SIGTERM, exit_cleanly)
     if config.metrics_port:

@@ -290,6 +290,23 @@ def test_precision_becomes_dr_precision(precision: str, flavour: str) -> None:
     assert env(isvcs(render(values))["dr-serving-mobilenet-amd64"])["DR_PRECISION"] == precision
 
 
+def test_micro_batching_is_off_unless_a_model_asks_for_it() -> None:
+    """models.<name>.microBatch > 1 exports DR_MICRO_BATCH and its wait; 0 (the default) exports neither."""
+    default = env(isvcs(render())["dr-serving-mobilenet-amd64"])
+    assert "DR_MICRO_BATCH" not in default and "DR_MICRO_BATCH_WAIT_MS" not in default
+    batching = {"microBatch": 8, "microBatchWaitMs": 2.5}
+    values = {"image": {"flavour": "full"}, "models": {"mobilenet": batching}}
+    variables = env(isvcs(render(values))["dr-serving-mobilenet-amd64"])
+    assert (variables["DR_MICRO_BATCH"], variables["DR_MICRO_BATCH_WAIT_MS"]) == ("8", "2.5")
+
+
+def test_a_negative_micro_batch_is_refused_by_the_schema() -> None:
+    """values.schema.json bounds microBatch to 0-256 images."""
+    result = run_helm("template", "x", str(CHART), "--set", "models.mobilenet.microBatch=-1", check=False)
+    assert result.returncode != 0
+    assert "microBatch" in result.stderr and "minimum" in result.stderr
+
+
 @pytest.mark.parametrize("policy", ["reject", "flag", "off"])
 def test_gradability_policy_becomes_dr_gradability(policy: str) -> None:
     """predictor.gradability is exported as DR_GRADABILITY on every predictor (the gate's policy)."""

@@ -133,5 +133,12 @@ def test_a_short_run_measures_every_variant_bare_served_and_under_load(
     with out.with_name("bench-load.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 2 * len(SERVED_VARIANTS) and {"per_second", "over_offline", "errors"} <= set(rows[0])
+    with out.with_name("bench-served_batching.csv").open() as handle:
+        batching = list(csv.DictReader(handle))
+    assert [(row["variant"], row["connections"]) for row in batching] == [
+        ("tf-fp32+batch", "1"),
+        ("tf-fp32+batch", "2"),
+    ]
+    assert all(float(row["gain"]) > 0 for row in batching)
     printed = capsys.readouterr().out
     assert "closed loop" in printed and "litert-int8" in printed and f"wrote {out}" in printed

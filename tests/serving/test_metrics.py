@@ -30,6 +30,7 @@ CONTRACT = {
     "dr_inference_batch_seconds": ("histogram", {"model", "backend", "pool", "arch", "instance_type"}),
     "dr_inference_image_seconds": ("histogram", {"model", "backend", "pool", "arch", "instance_type"}),
     "dr_batch_size": ("histogram", {"model"}),
+    "dr_inference_call_images": ("histogram", {"model"}),
     "dr_predictions": ("counter", {"model", "grade"}),
     "dr_rejected_requests": ("counter", {"model", "reason"}),
     "dr_model_info": ("gauge", {"model", "backend", "architecture", "pool", "arch", "instance_type", "mode"}),
@@ -47,6 +48,7 @@ def test_every_contract_metric_is_registered_with_its_type_and_labels() -> None:
         "dr_model_load_seconds": {"model": "m", "backend": "savedmodel"},
         "dr_startup_seconds": {"model": "m", "backend": "savedmodel"},
         "dr_batch_size": {"model": "m"},
+        "dr_inference_call_images": {"model": "m"},
         "dr_predictions": {"model": "m", "grade": "2"},
         "dr_rejected_requests": {"model": "m", "reason": "test"},
     }
@@ -56,6 +58,7 @@ def test_every_contract_metric_is_registered_with_its_type_and_labels() -> None:
     metrics.BATCH_SECONDS.labels(model="m", backend="savedmodel", **node).observe(0.01)
     metrics.IMAGE_SECONDS.labels(model="m", backend="savedmodel", **node).observe(0.01)
     metrics.BATCH_SIZE.labels(**label_sets["dr_batch_size"]).observe(1)
+    metrics.CALL_IMAGES.labels(**label_sets["dr_inference_call_images"]).observe(3)
     metrics.PREDICTIONS.labels(**label_sets["dr_predictions"]).inc()
     metrics.REJECTED_REQUESTS.labels(**label_sets["dr_rejected_requests"]).inc()
     metrics.MODEL_INFO.labels(model="m", backend="savedmodel", architecture="x", mode="local", **node).set(1)

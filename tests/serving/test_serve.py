@@ -71,3 +71,21 @@ def test_a_missing_model_directory_is_a_runtime_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         ServeConfig.from_args(_args("--model-dir", str(tmp_path / "nope")), {})
     assert info.value.code == 1 and "does not exist" in str(info.value)
+
+
+def test_micro_batching_comes_from_the_flags_then_the_environment_and_is_off_by_default(
+    tmp_path: Path,
+) -> None:
+    assert (ServeConfig.from_args(_args("--model-dir", str(tmp_path)), {}).micro_batch) == 0
+    env = {"DR_MICRO_BATCH": "8", "DR_MICRO_BATCH_WAIT_MS": "2.5"}
+    config = ServeConfig.from_args(_args("--model-dir", str(tmp_path)), env)
+    assert (config.micro_batch, config.micro_batch_wait_s) == (8, 0.0025)
+    flagged = _args("--model-dir", str(tmp_path), "--micro-batch", "4", "--micro-batch-wait-ms", "0")
+    chosen = ServeConfig.from_args(flagged, env)
+    assert (chosen.micro_batch, chosen.micro_batch_wait_s) == (4, 0.0)
+    with pytest.raises(ConfigError, match="Expected DR_MICRO_BATCH to be an integer, got 'eight'"):
+        ServeConfig.from_args(_args("--model-dir", str(tmp_path)), {"DR_MICRO_BATCH": "eight"})
+    with pytest.raises(
+        ConfigError, match=r"DR_MICRO_BATCH_WAIT_MS \(or its flag\) between 0 and 1000, got -1\.0"
+    ):
+        ServeConfig.from_args(_args("--model-dir", str(tmp_path)), {"DR_MICRO_BATCH_WAIT_MS": "-1"})
