@@ -554,8 +554,12 @@ def run(args: argparse.Namespace) -> int:
             writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["empty"])
             writer.writeheader()
             writer.writerows(rows)
+    from serving.bench_plots import plot_bench
+
+    plots = plot_bench(tables, out.with_suffix(""))
     _print(results, tables)
-    print(f">> wrote {out} and {', '.join(f'{out.stem}-{title}.csv' for title in tables)}")
+    written = [f"{out.stem}-{title}.csv" for title in tables] + [plot.name for plot in plots]
+    print(f">> wrote {out} and {', '.join(written)}")
     return 0
 
 

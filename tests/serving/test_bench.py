@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from dr_cli.main import main
 from serving.bench import (
@@ -140,5 +141,8 @@ def test_a_short_run_measures_every_variant_bare_served_and_under_load(
         ("tf-fp32+batch", "2"),
     ]
     assert all(float(row["gain"]) > 0 for row in batching)
+    for plot in ("bench-bare.png", "bench-load.png"):
+        with Image.open(out.with_name(plot)) as image:
+            assert image.format == "PNG" and image.width > 600 and image.height > 300
     printed = capsys.readouterr().out
     assert "closed loop" in printed and "litert-int8" in printed and f"wrote {out}" in printed
