@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,23 @@ def _image_predictor(image: str, mobilenet_dir: Path, workdir: Path) -> Iterator
     with container:
         container.wait_ready(timeout=240)
         yield ImagePredictor(container)
+
+
+#: This checkout: a second predictor runs its code, not the installed copy's (worktrees share one venv).
+CHECKOUT = Path(__file__).resolve().parents[2]
+
+
+@contextmanager
+def second_predictor(
+    model_dir: Path, workdir: Path, env: dict[str, str], *, model_name: str = "mobilenet"
+) -> Iterator[httpx.Client]:
+    """Another predictor on ``model_dir`` with ``env`` and this checkout's code; an HTTP client for it."""
+    path = os.pathsep.join(filter(None, (str(CHECKOUT), os.environ.get("PYTHONPATH"))))
+    process = PredictorProcess(
+        model_dir, model_name=model_name, env={**env, "PYTHONPATH": path}, log_path=workdir / "predictor.log"
+    )
+    with process, httpx.Client(base_url=process.url, timeout=60.0, trust_env=False) as http:
+        yield http
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,9 +13,9 @@ from PIL import Image, ImageFilter
 from prometheus_client.parser import text_string_to_metric_families
 
 from serving.gradability import POLICIES, REASONS, Thresholds, assess, measure, policy_from_env
-from serving.launcher import PredictorProcess
 from serving.zoo.synthetic import encode_image, make_fundus_image
 from serving.zoo.ungradable import NON_FUNDUS, SPOILED, jpeg_round_trip
+from tests.serving.conftest import second_predictor
 
 #: Sizes of the photos (the server sees photos reduced to no less than twice the model input).
 SIZES = (224, 320, 512)
@@ -108,7 +107,6 @@ def test_policy_comes_from_the_flag_then_the_environment_then_reject() -> None:
 MODEL = "mobilenet"
 V1 = f"/v1/models/{MODEL}:predict"
 V2 = f"/v2/models/{MODEL}/infer"
-CHECKOUT = Path(__file__).resolve().parents[2]
 
 
 def _jpeg(image: Image.Image) -> bytes:
@@ -189,13 +187,8 @@ def test_reject_policy_names_the_ungradable_image_of_a_batch(
 @pytest.fixture(scope="module")
 def flagging(mobilenet_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     """A second predictor on the same model with ``DR_GRADABILITY=flag`` (this checkout's code)."""
-    env = {
-        "DR_GRADABILITY": "flag",
-        "PYTHONPATH": os.pathsep.join(filter(None, (str(CHECKOUT), os.environ.get("PYTHONPATH")))),
-    }
-    log_path = tmp_path_factory.mktemp("flagging") / "predictor.log"
-    process = PredictorProcess(mobilenet_dir, model_name=MODEL, env=env, log_path=log_path)
-    with process, httpx.Client(base_url=process.url, timeout=60.0, trust_env=False) as http:
+    workdir = tmp_path_factory.mktemp("flagging")
+    with second_predictor(mobilenet_dir, workdir, {"DR_GRADABILITY": "flag"}) as http:
         yield http
 
 

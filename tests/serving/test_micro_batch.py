@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -14,12 +13,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from serving.backends.litert import LiteRTBackend
-from serving.launcher import PredictorProcess
 from serving.metadata import ModelMetadata
 from serving.micro_batch import MicroBatcher
 from serving.zoo.quantize import synthetic_photos
+from tests.serving.conftest import second_predictor
 
-CHECKOUT = Path(__file__).resolve().parents[2]
 MODEL = "mobilenet"
 V1 = f"/v1/models/{MODEL}:predict"
 
@@ -146,14 +144,8 @@ def test_a_backend_error_reaches_every_caller_of_that_call_and_the_next_call_sti
 @pytest.fixture(scope="module")
 def batching(mobilenet_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     """A predictor gathering up to 8 images for 300 ms after the first (this checkout's code)."""
-    env = {
-        "DR_MICRO_BATCH": "8",
-        "DR_MICRO_BATCH_WAIT_MS": "300",
-        "PYTHONPATH": os.pathsep.join(filter(None, (str(CHECKOUT), os.environ.get("PYTHONPATH")))),
-    }
-    log_path = tmp_path_factory.mktemp("batching") / "predictor.log"
-    process = PredictorProcess(mobilenet_dir, model_name=MODEL, env=env, log_path=log_path)
-    with process, httpx.Client(base_url=process.url, timeout=60.0, trust_env=False) as http:
+    env = {"DR_MICRO_BATCH": "8", "DR_MICRO_BATCH_WAIT_MS": "300"}
+    with second_predictor(mobilenet_dir, tmp_path_factory.mktemp("batching"), env) as http:
         yield http
 
 
