@@ -97,8 +97,6 @@ class Predicted:
     probabilities: np.ndarray
     queue_s: float
     prediction_s: float
-    #: Images in the backend call that served this request (more than its own under micro-batching).
-    call_images: int = 0
 
 
 class DRModel(Model):
@@ -254,7 +252,6 @@ class DRModel(Model):
                 probabilities=batched.outputs,
                 queue_s=batched.started - submitted,
                 prediction_s=batched.ended - batched.started,
-                call_images=batched.call_images,
             )
 
         def call() -> tuple[np.ndarray, float, float]:
@@ -271,7 +268,6 @@ class DRModel(Model):
             probabilities=probabilities,
             queue_s=started - submitted,
             prediction_s=ended - started,
-            call_images=len(payload.tensor),
         )
 
     def postprocess(
