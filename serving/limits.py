@@ -35,6 +35,7 @@ __all__ = [
     "DEFAULT_MIN_IMAGE_SIDE",
     "ENVIRONMENT",
     "Limits",
+    "env_number",
 ]
 
 DEFAULT_MAX_IMAGE_BYTES = 20 * 1024 * 1024
@@ -104,14 +105,18 @@ class Limits:
             raw = env.get(variable)
             if raw is None or raw.strip() == "":
                 continue
-            kind = kinds[name]
-            try:
-                values[name] = float(raw) if kind == "float" else int(raw)
-            except ValueError:
-                noun = "a number" if kind == "float" else "an integer"
-                raise ValueError(f"Expected {variable} to be {noun}, got {raw!r}.") from None
+            values[name] = env_number(variable, raw, integer=kinds[name] != "float")
         unknown = set(overrides) - set(ENVIRONMENT)
         if unknown:
             raise TypeError(f"Expected limits among {sorted(ENVIRONMENT)}, got {sorted(unknown)!r}.")
         values.update({name: value for name, value in overrides.items() if value is not None})
         return replace(cls(), **values)
+
+
+def env_number(variable: str, raw: str, *, integer: bool) -> float:
+    """``raw``, the value of ``$variable``, as an int (``integer``) or a float; ``ValueError`` naming both."""
+    try:
+        return int(raw) if integer else float(raw)
+    except ValueError:
+        noun = "an integer" if integer else "a number"
+        raise ValueError(f"Expected {variable} to be {noun}, got {raw!r}.") from None

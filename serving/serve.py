@@ -14,7 +14,7 @@ from pathlib import Path
 
 from serving.backends import PRECISIONS
 from serving.gradability import DEFAULT_POLICY, policy_from_env
-from serving.limits import ENVIRONMENT, Limits
+from serving.limits import ENVIRONMENT, Limits, env_number
 from serving.metadata import ModelMetadata
 
 __all__ = ["STARTUP_REPORT_ENV", "ConfigError", "ServeConfig", "serve", "write_startup_report"]
@@ -107,10 +107,8 @@ class ServeConfig:
             gradability = policy_from_env(getattr(args, "gradability", None), env)
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
-        micro_batch = _number(getattr(args, "micro_batch", None), env, "DR_MICRO_BATCH", int, 0, 256)
-        wait_ms = _number(
-            getattr(args, "micro_batch_wait_ms", None), env, "DR_MICRO_BATCH_WAIT_MS", float, 0, 1000
-        )
+        micro_batch = _number(getattr(args, "micro_batch", None), env, "DR_MICRO_BATCH", 0, 256, integer=True)
+        wait_ms = _number(getattr(args, "micro_batch_wait_ms", None), env, "DR_MICRO_BATCH_WAIT_MS", 0, 1000)
         return cls(
             model_dir=model_dir,
             gradability=gradability,
@@ -132,17 +130,21 @@ class ServeConfig:
 
 
 def _number(
-    flag: float | None, env: Mapping[str, str], variable: str, kind: type, low: float, high: float
+    flag: float | None,
+    env: Mapping[str, str],
+    variable: str,
+    low: float,
+    high: float,
+    *,
+    integer: bool = False,
 ) -> float:
-    """A flag over ``$variable`` over 0, of ``kind`` (int or float) in [low, high]; ``ConfigError`` if not."""
+    """A flag over ``$variable`` over 0, in [low, high]; ``ConfigError`` if not."""
     value = flag
     if value is None:
-        raw = env.get(variable, "").strip() or "0"
         try:
-            value = kind(raw)
-        except ValueError:
-            what = "an integer" if kind is int else "a number"
-            raise ConfigError(f"Expected {variable} to be {what}, got {raw!r}.") from None
+            value = env_number(variable, env.get(variable, "").strip() or "0", integer=integer)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     if not low <= value <= high:
         raise ConfigError(f"Expected {variable} (or its flag) between {low:g} and {high:g}, got {value!r}.")
     return value
