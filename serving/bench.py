@@ -786,7 +786,7 @@ def _served_batching_rows(load_rows: list[dict[str, Any]]) -> list[dict[str, Any
     rows = []
     for (model, variant, connections), batched in by_key.items():
         direct = by_key.get((model, served_base(variant), connections))
-        if "+" not in variant or direct is None:
+        if served_base(variant) == variant or direct is None:
             continue
         rows.append(
             {
