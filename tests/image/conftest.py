@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import stat
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -15,7 +16,12 @@ from types import ModuleType
 import pytest
 
 from dr_image import images
-from dr_image.containers import Container
+from dr_image.containers import Container, docker
+
+
+def python_in(image: str, code: str) -> subprocess.CompletedProcess[str]:
+    """``python -c code`` in a throwaway container of ``image`` (entrypoint replaced); the finished run."""
+    return docker("run", "--rm", "--entrypoint", "python", image, "-c", code)
 
 
 @pytest.fixture(scope="session")

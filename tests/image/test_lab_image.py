@@ -28,6 +28,7 @@ from dr_image.containers import Container, bridge_available, docker
 from loadtest.collect import extract_runs, pack_command
 from serving.launcher import free_port
 from tests.chart.chartkit import by_kind, render
+from tests.image.conftest import python_in
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -207,11 +208,11 @@ def test_lab_image_runs_as_10001_on_a_read_only_root(lab_image: str, lab_pods: d
         answer = docker("exec", name, "python", "-c", probe)
         assert answer.stdout.split() == ["10001", "10001", "True", "/runs"], (name, answer.stderr)
     # No model backend, no cluster tooling: the lab image is the load generator only.
-    answer = docker(
-        "run", "--rm", "--entrypoint", "python", lab_image, "-c",
+    answer = python_in(
+        lab_image,
         "import importlib.util as u; "
         "print([m for m in ('tensorflow', 'kserve', 'ai_edge_litert', 'kubernetes') if u.find_spec(m)])",
-    )  # fmt: skip
+    )
     assert answer.stdout.strip() == "[]"
 
 

@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from dr_image.containers import Container, docker
 from serving.metadata import DEFAULT_CLASS_NAMES
 from serving.zoo.synthetic import encode_image, make_fundus_image
+from tests.image.conftest import python_in
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -208,7 +209,7 @@ def test_lite_image_has_no_tensorflow(built_images: dict[str, str]) -> None:
         "found += glob.glob('/opt/venv/lib/python3*/site-packages/tensorflow*'); "
         "import serving, ai_edge_litert.interpreter, kserve.model_server; print(found)"
     )
-    answer = docker("run", "--rm", "--entrypoint", "python", built_images["lite"], "-c", probe)
+    answer = python_in(built_images["lite"], probe)
     assert answer.stdout.strip() == "[]"
 
 
@@ -220,7 +221,7 @@ def test_lite_image_has_no_kubernetes_client_and_says_so(built_images: dict[str,
         "print(sorted(m for m in pruned if importlib.util.find_spec(m)))\n"
         "try:\n    kserve.KServeClient\nexcept ModuleNotFoundError as exc:\n    print(exc.name)"
     )
-    answer = docker("run", "--rm", "--entrypoint", "python", built_images["lite"], "-c", probe)
+    answer = python_in(built_images["lite"], probe)
     assert answer.stdout.split() == ["[]", "requests"]
 
 
@@ -231,7 +232,7 @@ def test_image_has_no_compilers_installers_or_caches(built_images: dict[str, str
         "print([t for t in ('gcc', 'cc', 'c++', 'pip', 'pip3') if shutil.which(t)] "
         "+ glob.glob('/root/.cache/*') + glob.glob('/var/cache/apt/archives/*.deb') + glob.glob('/wheels'))"
     )
-    answer = docker("run", "--rm", "--entrypoint", "python", built_images[flavour], "-c", probe)
+    answer = python_in(built_images[flavour], probe)
     assert answer.stdout.strip() == "[]"
 
 
