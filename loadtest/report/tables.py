@@ -137,6 +137,12 @@ def latency_table(rows: list[LatencyRow]) -> Table:
     )
 
 
+_PROMETHEUS_HEADER = [
+    "source", "pool", "model", "quantile", "requests", "CSV ms", "CSV in buckets ms", "Prometheus ms",
+    "tolerance ms", "agree",
+]  # fmt: skip
+
+
 def prometheus_table(
     checks: list[PrometheusCheck], prometheus: dict[str, Any] | None, *, restarted: bool = False
 ) -> Table:
@@ -144,28 +150,30 @@ def prometheus_table(
     prom = prometheus or {}
     note = (
         f"Prometheus {prom.get('url', '')}: {prom.get('method', '')}, over the whole run (every phase and "
-        "load; the predictor's own histogram counts discarded requests too). Tolerance = the wider of the "
-        "two histogram buckets holding the CSV and the Prometheus value (histogram_quantile interpolates "
-        "inside a bucket)."
+        'load; the predictor\'s own histogram counts discarded requests too). "CSV in buckets" is what '
+        "histogram_quantile answers for the CSV's values in the metric's buckets: Prometheus agrees when it "
+        "is within that bucket's width of it (the same requests in the same buckets; a value on a bucket's "
+        'edge may move one bucket). "CSV ms" is the CSV\'s own quantile, which histogram_quantile can only '
+        "approach, inside a bucket."
     )
     if restarted and prom.get("local"):
         note += (
-            " Cold starts restart the predictors, whose histograms start again: their rows hold only each "
-            "predictor's last life (its last cold request and what followed), so they may disagree when few "
-            "warm requests follow the last cold one; a few cold requests spread over wide buckets can also "
-            "put the client p95 outside one bucket."
+            " Cold starts restart the predictors, whose histograms start again: the predictor rows compare "
+            "each predictor's last life (its last cold request and what followed) on both sides."
         )
     return Table(
         kind=TableKind.PROMETHEUS,
         title="Prometheus (HTTP API, histogram_quantile) vs the CSV",
-        header=["source", "pool", "model", "quantile", "CSV ms", "Prometheus ms", "tolerance ms", "agree"],
+        header=_PROMETHEUS_HEADER,
         rows=[
             [
                 c.source,
                 c.pool,
                 c.model,
                 c.quantile,
+                str(c.requests),
                 _ms(c.csv_ms),
+                _ms(c.csv_histogram_ms),
                 _ms(c.prometheus_ms),
                 _ms(c.tolerance_ms),
                 "yes" if c.agree else "NO",

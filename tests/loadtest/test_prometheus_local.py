@@ -15,6 +15,7 @@ from loadtest.prometheus_local import (
     quantile_query,
     query_quantiles,
 )
+from loadtest.report.analysis import histogram_quantile
 
 LATENCIES_MS = {
     "amd64": [8.0, 11.0, 14.0, 18.0, 26.0, 45.0, 60.0, 95.0],
@@ -28,18 +29,6 @@ def _ok() -> requests.Response:
     response._content = b'{"predictions": []}'
     response.headers = CaseInsensitiveDict({"X-DR-Prediction-Ms": "5.0"})
     return response
-
-
-def _histogram_quantile(q: float, values_ms: list[float]) -> float:
-    """Prometheus's interpolation inside the bucket that holds the rank, computed independently (ms)."""
-    rank = q * len(values_ms)
-    lower, previous = 0.0, 0
-    for upper in BUCKETS:
-        count = sum(1 for v in values_ms if v / 1000.0 <= upper)
-        if count >= rank:
-            return 1000.0 * (lower + (upper - lower) * (rank - previous) / (count - previous))
-        lower, previous = upper, count
-    raise AssertionError("rank beyond the last finite bucket")
 
 
 def test_config_scrapes_every_target_with_labels() -> None:
@@ -105,7 +94,10 @@ def test_real_prometheus_scrapes_the_exporter_and_answers_quantiles() -> None:
     by_pool = {row["pool"]: row for row in rows}
     assert sorted(by_pool) == ["amd64", "graviton"]
     for pool, values in LATENCIES_MS.items():
-        assert by_pool[pool]["p50_ms"] == pytest.approx(_histogram_quantile(0.5, values), abs=1e-3)
-        assert by_pool[pool]["p95_ms"] == pytest.approx(_histogram_quantile(0.95, values), abs=1e-3)
+        # The report's own histogram_quantile (what it compares Prometheus with) answers as Prometheus does.
+        seconds = [v / 1000.0 for v in values]
+        for q in (0.5, 0.95):
+            expected = 1000.0 * histogram_quantile(q, seconds, BUCKETS)
+            assert by_pool[pool][f"p{round(q * 100)}_ms"] == pytest.approx(expected, abs=1e-3)
         assert by_pool[pool]["model"] == "mobilenet"
         assert by_pool[pool]["buckets"] == list(BUCKETS)

@@ -7,13 +7,15 @@ from typing import Any
 
 import pytest
 
+from loadtest.exporter import BUCKETS
 from loadtest.recorder import COLUMNS
-from loadtest.report.analysis import analyse, bucket_bounds
+from loadtest.report.analysis import analyse, bucket_bounds, histogram_quantile
 from loadtest.report.prices import load_prices
 from loadtest.report.run import RunData, load_run
 from loadtest.report.tables import TableKind, all_tables
 from loadtest.summary import RunSummary, group_stats, read_requests, step_stats
 from loadtest.targets import Target
+from serving.metrics import LATENCY_BUCKETS
 
 X86 = Target(model="mobilenet", url="http://127.0.0.1:1", pool="x86", instance_type="m5.xlarge")
 OLD = Target(model="mobilenet", url="http://127.0.0.1:2", pool="old", instance_type="m4.xlarge")
@@ -159,20 +161,87 @@ def test_published_speedups_and_costs(cold_run: RunData) -> None:
 
 def test_prometheus_check_runs_once_and_can_disagree(cold_run: RunData) -> None:
     checks = analyse(cold_run, load_prices()).prometheus
-    assert [(c.quantile, c.csv_ms, c.prometheus_ms) for c in checks] == [
-        ("p50", 125.0, 118.0),
-        ("p95", 6500.0, 900.0),
+    # Warm and cold requests of the pool together (the exporter's histogram holds both). In the exporter's
+    # buckets the six client latencies 100, 110, 120, 130, 5000, 7000 ms give rank 3 in (0.1, 0.15]
+    # (one below, three inside: 100 + 50 × 2/3) and rank 5.7 in (5, 7.5] (five below: 5000 + 2500 × 0.7).
+    assert [(c.quantile, c.csv_ms, c.csv_histogram_ms, c.prometheus_ms, c.requests) for c in checks] == [
+        ("p50", 125.0, pytest.approx(133.333, abs=1e-3), 118.0, 6),
+        ("p95", 6500.0, pytest.approx(6750.0), 900.0, 6),
     ]
     p50, p95 = checks
-    # Warm and cold requests of the pool together (the exporter's histogram holds both): p50 125 ms.
-    low, high = bucket_bounds(0.125)
+    low, high = bucket_bounds(0.1333)
     assert p50.agree and p50.tolerance_ms == pytest.approx((high - low) * 1000)
-    assert not p95.agree
+    assert not p95.agree and p95.tolerance_ms == pytest.approx(2500.0)
     tables = all_tables(
         analyse(cold_run, load_prices()), emulated=True, price_source="p", prometheus=cold_run.prometheus
     )
     (prometheus,) = [t for t in tables if t.kind is TableKind.PROMETHEUS]
     assert [r[-1] for r in prometheus.rows] == ["yes", "NO"]
+    assert prometheus.rows[0][4:8] == ["6", "125", "133", "118"]
+
+
+@pytest.mark.parametrize(
+    ("values_ms", "q", "expected_ms"),
+    [
+        # One value: p50 halfway through its bucket (7.5, 10] ms, whatever the value.
+        ([9.9], 0.5, 8.75),
+        # Three cold-start-like values: the CSV's p95 (1362 ms, linear between 25 and 1510) is in (1, 1.5] s,
+        # histogram_quantile's in the bucket of the slowest, (1.5, 2] s: 1500 + 500 × 0.85.
+        ([23.0, 25.0, 1510.0], 0.95, 1925.0),
+        # Past the last finite bound: that bound.
+        ([200_000.0], 0.5, 120_000.0),
+    ],
+)
+def test_histogram_quantile_answers_as_prometheus(
+    values_ms: list[float], q: float, expected_ms: float
+) -> None:
+    assert 1000.0 * histogram_quantile(q, [v / 1000.0 for v in values_ms], BUCKETS) == pytest.approx(
+        expected_ms
+    )
+
+
+def test_few_requests_across_a_bucket_edge_agree(tmp_path: Path) -> None:
+    """The flake this check once had: three requests, the cold one just past 1.5 s. The CSV's p95 (1362 ms)
+    and Prometheus's (1925 ms) are more than a bucket apart, but the same requests in the same buckets."""
+    rows = [_row(X86, 0.0, 1510.0, phase="cold"), _row(X86, 2.0, 25.0), _row(X86, 3.0, 23.0)]
+    entry = {
+        "pool": "x86",
+        "model": "mobilenet",
+        "p50_ms": 27.5,
+        "p95_ms": 1925.0,
+        "queries": {"p50": "a", "p95": "b"},
+    }
+    run = _run(
+        tmp_path, rows, prometheus={"url": "u", "method": "m", "local": True, "request_seconds": [entry]}
+    )
+    checks = analyse(run, load_prices()).prometheus
+    assert [(c.quantile, round(c.csv_ms), c.agree) for c in checks] == [
+        ("p50", 25, True),
+        ("p95", 1362, True),
+    ]
+
+
+def test_a_restarted_predictor_is_compared_over_its_last_life(cold_run: RunData, tmp_path: Path) -> None:
+    """A local Prometheus holds only the restarted predictor's last life: x86's last cold request (60 ms),
+    alone in the predictor's bucket (0.05, 0.1] s. A Prometheus over the cluster (``increase()`` across
+    pods) holds the whole run: 50 ms in (0.025, 0.05], five in (0.05, 0.1]."""
+    entry = {
+        "pool": "x86",
+        "model": "mobilenet",
+        "p50_ms": 75.0,
+        "p95_ms": 97.5,
+        "queries": {"p50": "a", "p95": "b"},
+        "buckets": list(LATENCY_BUCKETS),
+    }
+    rows = [{k: v for k, v in r.items() if v is not None} for r in cold_run.rows]
+    for local, requests, expected in ((True, 1, [75.0, 97.5]), (False, 6, [70.0, 97.0])):
+        folder = tmp_path / str(local)
+        folder.mkdir()
+        prometheus = {"url": "u", "method": "m", "local": local, "predictor_batch_seconds": [entry]}
+        checks = analyse(_run(folder, rows, prometheus=prometheus), load_prices()).prometheus
+        assert [c.requests for c in checks] == [requests, requests]
+        assert [c.csv_histogram_ms for c in checks] == pytest.approx(expected)
+        assert all(c.agree for c in checks)
 
 
 @pytest.fixture
