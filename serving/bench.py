@@ -220,7 +220,7 @@ def _variants(
     """The variants to time, the ones skipped (and why), and the child processes to stop afterwards."""
     import numpy as np
 
-    from serving.backends.litert import LiteRTBackend
+    from serving.backends.litert import INT8_TFLITE_FILENAME, TFLITE_FILENAME, LiteRTBackend
     from serving.backends.savedmodel import SavedModelBackend
     from serving.metadata import ModelMetadata
 
@@ -256,7 +256,7 @@ def _variants(
         if name == "tf-fp32":
             backend: Any = SavedModelBackend(model_dir, metadata=metadata)
         else:
-            filename = "model.int8.tflite" if name == "litert-int8" else "model.tflite"
+            filename = INT8_TFLITE_FILENAME if name == "litert-int8" else TFLITE_FILENAME
             if not (model_dir / filename).is_file():
                 skipped[name] = f"no {filename}"
                 continue
@@ -565,6 +565,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _ensure_model(model_dir: Path, arch: str, *, int8: bool = True) -> Path:
     """Build the SavedModel if missing; convert ``model.tflite`` (and ``model.int8.tflite``) if missing."""
+    from serving.backends.litert import INT8_TFLITE_FILENAME, TFLITE_FILENAME
     from serving.zoo.convert import AgreementError, convert_model
 
     if not (model_dir / "saved_model.pb").is_file():
@@ -572,21 +573,23 @@ def _ensure_model(model_dir: Path, arch: str, *, int8: bool = True) -> Path:
 
         print(f">> building {arch} (random weights) into {model_dir}", flush=True)
         build_model(arch, model_dir)
-    if not (model_dir / "model.tflite").is_file():
-        print(f">> converting {model_dir} to model.tflite", flush=True)
+    if not (model_dir / TFLITE_FILENAME).is_file():
+        print(f">> converting {model_dir} to {TFLITE_FILENAME}", flush=True)
         try:
             convert_model(model_dir)
         except AgreementError as exc:
-            print(f">> {arch}: no model.tflite ({exc})", flush=True)
+            print(f">> {arch}: no {TFLITE_FILENAME} ({exc})", flush=True)
     refusal = model_dir / INT8_REFUSAL_FILENAME
-    if int8 and not (model_dir / "model.int8.tflite").is_file() and refusal.is_file():
+    if not int8 or (model_dir / INT8_TFLITE_FILENAME).is_file():
+        return model_dir
+    if refusal.is_file():
         reason = json.loads(refusal.read_text()).get("refused", "")
-        print(f">> {arch}: no model.int8.tflite (refused before: {reason} Delete {refusal} to retry.)")
-    elif int8 and not (model_dir / "model.int8.tflite").is_file():
+        print(f">> {arch}: no {INT8_TFLITE_FILENAME} (refused before: {reason} Delete {refusal} to retry.)")
+    else:
         from serving.metadata import ModelMetadata
         from serving.zoo import quantize
 
-        print(f">> quantizing {model_dir} to model.int8.tflite (guarded)", flush=True)
+        print(f">> quantizing {model_dir} to {INT8_TFLITE_FILENAME} (guarded)", flush=True)
         metadata = ModelMetadata.load(model_dir) or ModelMetadata()
         count, check = quantize.DEFAULT_CALIBRATION_SAMPLES, quantize.DEFAULT_CHECK_SAMPLES
         try:
@@ -599,7 +602,7 @@ def _ensure_model(model_dir: Path, arch: str, *, int8: bool = True) -> Path:
                 log=lambda message: print(f">> {message}", flush=True),
             )
         except quantize.GuardError as exc:
-            print(f">> {arch}: no model.int8.tflite ({exc})", flush=True)
+            print(f">> {arch}: no {INT8_TFLITE_FILENAME} ({exc})", flush=True)
             # The search takes minutes (VGG19: tens); the next run skips it until this file is deleted.
             record = {
                 "refused": str(exc),
