@@ -48,6 +48,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from serving.bench_variants import BARE_VARIANTS, SERVED_VARIANTS, served_base
 from serving.client import HEADER_PREDICTION_MS
 from serving.closed_loop import closed_loop
 from serving.peaks import litert_peak_gops, matmul_peak_gflops
@@ -66,17 +67,6 @@ __all__ = [
     "run",
 ]
 
-#: Bare variants, in table order.
-BARE_VARIANTS = ("naive", "tf-fp32", "tf-bf16", "litert-fp32", "litert-int8")
-#: Served variants and the ``serve`` flags that make them; ``<bare>+batch`` serves ``<bare>`` with
-#: ``--micro-batch`` (its offline reference is the bare variant's).
-SERVED_VARIANTS: dict[str, tuple[str, ...]] = {
-    "tf-fp32": ("--backend", "savedmodel"),
-    "tf-fp32+batch": ("--backend", "savedmodel", "--micro-batch", "8"),
-    "tf-bf16": ("--backend", "savedmodel", "--precision", "bf16"),
-    "litert-fp32": ("--backend", "litert"),
-    "litert-int8": ("--precision", "int8"),
-}
 #: The issue's targets, checked in the tables.
 TARGETS = {
     "mobilenet_int8_over_fp32_max": 0.45,
@@ -704,11 +694,6 @@ def _bench_model(
 
 
 # ---------------------------------------------------------------------------------------------- tables
-
-
-def served_base(variant: str) -> str:
-    """The bare variant a served one runs: ``tf-fp32+batch`` → ``tf-fp32``."""
-    return variant.split("+", 1)[0]
 
 
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:

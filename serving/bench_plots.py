@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from serving.bench_variants import served_base
+
 __all__ = ["plot_bench"]
 
 _DPI = 110
@@ -65,9 +67,9 @@ def _load(ax: Any, rows: list[dict[str, Any]], model: str) -> None:
             marker="o",
             color=colour,
             label=variant,
-            linestyle=":" if "+" in variant else "-",
+            linestyle="-" if served_base(variant) == variant else ":",
         )
-        if "+" not in variant:
+        if served_base(variant) == variant:
             offline = mine[0]["offline_batch1_per_s"]
             ax.axhline(offline, color=colour, linestyle="--", linewidth=0.8, alpha=0.7)
     ax.set_xscale("log", base=2)
@@ -89,4 +91,4 @@ def _colour(variant: str) -> str:
         "litert-fp32": "#2ca02c",
         "litert-int8": "#d62728",
     }
-    return palette.get(variant.split("+", 1)[0], "#8c564b")
+    return palette.get(served_base(variant), "#8c564b")
