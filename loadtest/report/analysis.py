@@ -473,10 +473,11 @@ class PrometheusCheck:
     requests: int
 
 
-#: (prometheus.json key, CSV column, label in the table, whether discarded requests count)
+#: (prometheus.json key, CSV column, label in the table, whether discarded requests count, whether the
+#: histogram starts again when a cold start restarts the predictor)
 _PROMETHEUS_SOURCES = (
-    ("request_seconds", "client_ms", "lab exporter: client latency", False),
-    ("predictor_batch_seconds", "server_prediction_ms", "predictor: prediction time", True),
+    ("request_seconds", "client_ms", "lab exporter: client latency", False, False),
+    ("predictor_batch_seconds", "server_prediction_ms", "predictor: prediction time", True, True),
 )
 
 
@@ -498,10 +499,8 @@ def prometheus_checks(run: RunData) -> list[PrometheusCheck]:
     """
     checks = []
     prom = run.prometheus or {}
-    for key, column, source, with_discarded in _PROMETHEUS_SOURCES:
-        rows = run.rows
-        if key == "predictor_batch_seconds" and prom.get("local"):
-            rows = _last_life(rows)
+    for key, column, source, with_discarded, restarts in _PROMETHEUS_SOURCES:
+        rows = _last_life(run.rows) if restarts and prom.get("local") else run.rows
         for entry in prom.get(key) or []:
             values = [
                 r[column]
