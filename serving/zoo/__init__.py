@@ -31,11 +31,21 @@ DEFAULT_EPOCHS = 3
 DEFAULT_SEED = 0
 
 
-def describe_training(train_synthetic: int, *, epochs: int, seed: int, head_only: bool = False) -> str | None:
-    """The ``weights.trained_on`` text for a build; ``None`` for random initial weights."""
+def describe_training(
+    train_synthetic: int, *, epochs: int, seed: int, head_only: bool = False, folded_batch_norm: bool = False
+) -> str | None:
+    """The ``weights.trained_on`` text for a build; ``None`` for random initial weights.
+
+    ``folded_batch_norm``: all layers trained through a batch-norm twin (architectures without batch norm).
+    """
     if not train_synthetic:
         return None
-    how = "dense head only, on a variance-scaled random backbone, " if head_only else ""
+    if head_only:
+        how = "dense head only, on a variance-scaled random backbone, "
+    elif folded_batch_norm:
+        how = "all layers, with batch norm after every convolution folded into it after training, "
+    else:
+        how = ""
     return (
         f"{train_synthetic} synthetic fundus images (serving.zoo.synthetic v{GENERATOR_VERSION}), "
         f"{how}{epochs} epoch(s), seed {seed}"
@@ -54,7 +64,9 @@ def planned_metadata(
     """The metadata a build with these options writes (before creation time and accuracy are known)."""
     info = get_architecture(arch)
     base = ModelMetadata(name=arch, architecture=arch, scaling=info.scaling)
-    trained_on = describe_training(train_synthetic, epochs=epochs, seed=seed, head_only=head_only)
+    trained_on = describe_training(
+        train_synthetic, epochs=epochs, seed=seed, head_only=head_only, folded_batch_norm=not info.batch_norm
+    )
     if trained_on is None:
         weights = WeightsInfo(
             source="random-init",

@@ -31,13 +31,18 @@ class ArchitectureInfo:
     scaling: str = "minus_one_to_one"
     #: SavedModel size reported by the study, MB.
     published_savedmodel_mb: float
+    #: Whether the backbone has batch norm; one without trains through a batch-norm twin
+    #: (:mod:`serving.zoo.batch_norm_fold`).
+    batch_norm: bool
 
 
 ARCHITECTURES: dict[str, ArchitectureInfo] = {
     "mobilenet": ArchitectureInfo(
-        name="mobilenet", parameters=3_377_221, gflops=1.14, published_savedmodel_mb=15.7
+        name="mobilenet", parameters=3_377_221, gflops=1.14, published_savedmodel_mb=15.7, batch_norm=True
     ),
-    "vgg19": ArchitectureInfo(name="vgg19", parameters=20_107_205, gflops=39.0, published_savedmodel_mb=77.7),
+    "vgg19": ArchitectureInfo(
+        name="vgg19", parameters=20_107_205, gflops=39.0, published_savedmodel_mb=77.7, batch_norm=False
+    ),
 }
 
 #: Width of the two hidden dense layers of the head.

@@ -45,8 +45,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="Build a published architecture into a SavedModel directory.",
         description=(
             "Build MobileNet or VGG19 exactly as published (backbone + Dense 128/128/5) and export it as a "
-            "SavedModel with dr_model.json. Weights are random, or trained for a few minutes on synthetic "
-            "fundus photos with --train-synthetic. An existing model built with the same options is reused."
+            "SavedModel with dr_model.json. Weights are random, or trained for minutes on synthetic fundus "
+            "photos with --train-synthetic (VGG19, which has no batch norm, trains through a twin with batch "
+            "norm after every convolution, folded back into it afterwards). An existing model built with the "
+            "same options is reused."
         ),
     )
     build.add_argument("--arch", required=True, choices=sorted(ARCHITECTURES), help="architecture to build")

@@ -103,6 +103,21 @@ def test_a_second_run_resumes_after_the_last_epoch(trained: TrainedModel, aptos:
     assert [entry["epoch"] for entry in record["history"]] == [1, 2]
 
 
+def test_vgg19_trains_through_its_batch_norm_twin_and_resumes(aptos: Path, tmp_path: Path) -> None:
+    import tensorflow as tf
+
+    recipe = Recipe(architecture="vgg19", input_size=32, batch_size=8, epochs=1, seed=3)
+    out = tmp_path / "vgg"
+    train_on_data(aptos, out, recipe=recipe, verbose=0)
+    again = train_on_data(aptos, out, recipe=Recipe(**{**recipe.__dict__, "epochs": 2}), verbose=0)
+    assert again.resumed_from == 1 and again.epochs_run == 2  # resumed from the twin's checkpoint
+    metadata = ModelMetadata.load(out)
+    assert metadata is not None and metadata.parameters == 20_107_205  # folded: the published VGG19
+    shapes = [shape for name, shape in tf.train.list_variables(str(out / "variables" / "variables")) if shape]
+    # 16 convolutions and 3 dense layers, a kernel and a bias each: no batch-norm variable is left.
+    assert len(shapes) == 38 and sum(int(np.prod(shape)) for shape in shapes) == 20_107_205
+
+
 def test_the_command_trains_on_folders(tmp_path: Path) -> None:
     data = write_folders(tmp_path / "data", per_grade=4, size=96, seed=2)
     out = tmp_path / "folder-model"

@@ -31,10 +31,11 @@ def test_planned_metadata_describes_the_build() -> None:
     assert describe_training(0, epochs=3, seed=0) is None
     head = planned_metadata("vgg19", train_synthetic=240, epochs=100, head_only=True)
     assert "dense head only" in (head.weights.trained_on or "")
-    assert (
-        head.weights.trained_on
-        != planned_metadata("vgg19", train_synthetic=240, epochs=100).weights.trained_on
-    )
+    full = planned_metadata("vgg19", train_synthetic=240, epochs=100).weights.trained_on or ""
+    assert head.weights.trained_on != full
+    # VGG19 has no batch norm: trained whole, it trains through a folded batch-norm twin, and says so.
+    assert "batch norm after every convolution folded into it" in full
+    assert "batch norm" not in (trained.weights.trained_on or "")
 
 
 def test_compatible_model_needs_the_same_options(mobilenet_dir: Path, tmp_path: Path) -> None:
