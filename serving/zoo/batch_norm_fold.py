@@ -21,9 +21,6 @@ if TYPE_CHECKING:
 
 __all__ = ["BatchNormTwin", "batch_norm_twin", "has_batch_norm"]
 
-#: Moving-average momentum of the twin's batch-norm layers (their statistics are recomputed before folding).
-TWIN_MOMENTUM = 0.9
-
 
 @dataclass(frozen=True)
 class BatchNormTwin:
@@ -89,10 +86,14 @@ def batch_norm_twin(model: keras.Model) -> BatchNormTwin:
     outputs = inputs
     for layer in _chain(model, strict=True):
         if isinstance(layer, keras.layers.Conv2D):
-            config = layer.get_config() | {"activation": "linear", "kernel_initializer": "he_normal"}
-            conv = keras.layers.Conv2D.from_config(config | {"bias_initializer": "zeros"})
-            norm = keras.layers.BatchNormalization(momentum=TWIN_MOMENTUM, name=f"{layer.name}_bn")
-            activation = keras.layers.Activation(layer.get_config()["activation"], name=f"{layer.name}_act")
+            config = layer.get_config()
+            conv = keras.layers.Conv2D.from_config(
+                config
+                | {"activation": "linear", "kernel_initializer": "he_normal", "bias_initializer": "zeros"}
+            )
+            # Momentum is the trainer's: serving.zoo.train and fit set it on every batch norm they train.
+            norm = keras.layers.BatchNormalization(name=f"{layer.name}_bn")
+            activation = keras.layers.Activation(config["activation"], name=f"{layer.name}_act")
             outputs = activation(norm(conv(outputs)))
         else:
             copy = layer.__class__.from_config(layer.get_config())
@@ -114,7 +115,6 @@ def _chain(model: keras.Model, *, strict: bool) -> list[keras.layers.Layer]:
         keras.layers.GlobalMaxPooling2D,
         keras.layers.Flatten,
         keras.layers.Dense,
-        keras.layers.BatchNormalization,
     )
     found: list[keras.layers.Layer] = []
     for layer in model.layers:
@@ -124,7 +124,7 @@ def _chain(model: keras.Model, *, strict: bool) -> list[keras.layers.Layer]:
             found.extend(_chain(layer, strict=strict))
             continue
         # Every allowed layer takes one input and gives one output: without merge layers a model is a chain.
-        if strict and (not isinstance(layer, allowed) or isinstance(layer, keras.layers.BatchNormalization)):
+        if strict and not isinstance(layer, allowed):
             raise ValueError(
                 f"Layer {layer.name!r} ({type(layer).__name__}) of {model.name!r}: only a plain chain of "
                 "convolutions, pooling and dense layers without batch norm can be trained through a "

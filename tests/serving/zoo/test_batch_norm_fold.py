@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from serving.metadata import InputInfo, ModelMetadata
-from serving.zoo.architectures import build_keras_model
+from serving.zoo.architectures import ARCHITECTURES, build_keras_model
 from serving.zoo.batch_norm_fold import batch_norm_twin, has_batch_norm
 from serving.zoo.train import train_synthetic
 
@@ -76,3 +76,9 @@ def test_vgg19_trains_through_its_twin_and_keeps_its_published_shape() -> None:
     assert model.count_params() == parameters and not has_batch_norm(model)
     # Folding moves every convolution's bias away from Keras' zero start.
     assert all(np.any(conv.get_weights()[1] != bias) for conv, bias in zip(convs, before, strict=True))
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_the_architecture_table_says_which_models_train_through_a_twin(arch: str) -> None:
+    # planned_metadata (no TensorFlow) reads the table; the trainers inspect the model: they must agree.
+    assert ARCHITECTURES[arch].batch_norm == has_batch_norm(build_keras_model(arch, input_size=32))
