@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import types
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,27 @@ def test_a_known_command_imports_only_its_own_module(command: str) -> None:
     with pytest.raises(SystemExit) as exc:
         parser.parse_args([command, "--help"])
     assert exc.value.code == 0
+
+
+def _parsers(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    """Every parser under ``parser`` with the words that reach it (``("model", "convert")``)."""
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield from _parsers(child, (*path, name))
+
+
+def test_every_help_text_reads_as_printed() -> None:
+    """``--help`` of every command shows no escaped ``%%`` or unfilled ``%(...)s``: argparse fills only the
+    arguments' help strings, so a description written with ``%%`` prints both signs."""
+    tree = _parsers(cli.build_parser())
+    helps = {" ".join(path) or "dr-serving": parser.format_help() for path, parser in tree}
+    assert len(helps) > 20  # the whole tree was walked, not only the root
+    wrong = {path: text for path, text in helps.items() if "%%" in text or "%(" in text}
+    assert not wrong, f"help texts with printf escapes left in: {sorted(wrong)}"
 
 
 def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
