@@ -97,7 +97,7 @@ UNGRADABLE_IMAGES = Counter(
 MODEL_INFO = Gauge(
     "dr_model_info",
     "Always 1; labels describe the served model and the node.",
-    ["model", "backend", "architecture", *_NODE, "mode"],
+    ["model", "backend", "precision", "architecture", *_NODE, "mode"],
 )
 
 _ARCH_ALIASES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}

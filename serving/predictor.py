@@ -171,15 +171,17 @@ class DRModel(Model):
         MODEL_INFO.labels(
             model=self.name,
             backend=backend.name,
+            precision=backend.precision,
             architecture=metadata.architecture,
             mode=self.node.mode,
             **self.node.as_labels(),
         ).set(1)
         logger.info(
-            "Loaded %s from %s with backend %s in %.2f s: input %r %dx%d, scaling %r, output %r.",
+            "Loaded %s from %s with backend %s (%s) in %.2f s: input %r %dx%d, scaling %r, output %r.",
             self.name,
             self.model_dir,
             backend.name,
+            backend.precision,
             self.load_seconds,
             metadata.input.name,
             height,

@@ -8,7 +8,7 @@ Precisions (``--precision`` / ``DR_PRECISION``): ``fp32`` (default) serves ``mod
 ``int8`` serves ``model.int8.tflite`` (``dr-serving model convert --quantize int8``) with LiteRT, so ``auto``
 resolves to ``litert`` and ``savedmodel`` is refused; ``bf16`` serves the SavedModel with oneDNN's bfloat16
 math mode (TensorFlow only, so ``auto`` resolves to ``savedmodel``; pays on CPUs with
-AMX/AVX-512 BF16, e.g. VGG19 here).
+AMX, e.g. VGG19 on a Xeon; where oneDNN keeps fp32 math the backend says so and serves fp32).
 """
 
 from __future__ import annotations

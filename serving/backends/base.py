@@ -37,6 +37,8 @@ class Backend(Protocol):
     input_spec: InputSpec
     #: Name of the output tensor the probabilities come from.
     output_name: str
+    #: The arithmetic the model really runs in: ``fp32``, ``int8`` or ``bf16``.
+    precision: str
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Run the model on a float32 batch shaped ``[N, H, W, C]``; returns float32 ``[N, classes]``.

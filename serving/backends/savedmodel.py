@@ -19,11 +19,15 @@ from serving.backends.base import InputSpec
 from serving.errors import ModelLoadError
 from serving.metadata import ModelMetadata
 
-__all__ = ["SavedModelBackend"]
+__all__ = ["SavedModelBackend", "bf16_math_in_effect", "relative_error"]
 
 logger = logging.getLogger(__name__)
 
 _DTYPES = {"float32", "float16", "uint8"}
+
+#: Largest relative error of an fp32 convolution that still counts as fp32 math. This probe's error is about
+#: 1e-6 in fp32 and 2.5e-3 with its inputs rounded to bfloat16 (what oneDNN's bf16 math mode does).
+BF16_PROBE_ERROR = 1e-4
 
 
 class SavedModelBackend:
@@ -41,7 +45,8 @@ class SavedModelBackend:
         if precision not in ("fp32", "bf16"):
             raise ValueError(f"Expected precision 'fp32' or 'bf16' for a SavedModel, got {precision!r}.")
         self.model_dir = Path(model_dir)
-        #: ``bf16``: oneDNN computes fp32 convolutions and matmuls in bfloat16 (a process-wide setting).
+        #: What the model computes in: ``bf16`` only where oneDNN's bfloat16 math mode (a process-wide
+        #: setting) really changes the arithmetic, else ``fp32`` (``bf16_math_in_effect``).
         self.precision = precision
         if not self.model_dir.is_dir():
             raise ModelLoadError(
@@ -53,7 +58,7 @@ class SavedModelBackend:
             )
         if precision == "bf16":
             # oneDNN's default floating-point math mode: its fp32 convolutions and matmuls may compute in
-            # bfloat16 (AMX / AVX-512 BF16), keeping fp32 tensors. oneDNN reads it when it first builds a
+            # bfloat16 (on x86: AMX only), keeping fp32 tensors. oneDNN reads it when it first builds a
             # primitive, so it applies to the whole process and must be set before TensorFlow runs anything.
             # (Grappler's auto_mixed_precision_onednn_bfloat16 rewrite was faster on VGG19 but missed the
             # accuracy guard: 197/200 grades.)
@@ -61,6 +66,13 @@ class SavedModelBackend:
         import tensorflow as tf
 
         self._tf = tf
+        if precision == "bf16" and not bf16_math_in_effect(tf):
+            logger.warning(
+                "Precision 'bf16' was asked for, but this CPU keeps fp32 math: oneDNN computes fp32 "
+                "convolutions in bfloat16 only on x86 CPUs with AMX (or Arm CPUs with BF16 through ACL). "
+                'Serving in fp32; dr_model_info says precision="fp32".'
+            )
+            self.precision = "fp32"
         try:
             self._model = tf.saved_model.load(str(self.model_dir))
         except Exception as exc:  # TF raises many types for a corrupt model; all mean the same here
@@ -173,3 +185,25 @@ class SavedModelBackend:
     def __repr__(self) -> str:
         where = str(self.model_dir)
         return f"SavedModelBackend({where!r}, {self.signature!r}, {self.input_spec!r}, {self.output_name!r})"
+
+
+def bf16_math_in_effect(tf: Any) -> bool:
+    """Whether this process's fp32 convolutions run in bfloat16: one small convolution against float64.
+
+    ``ONEDNN_DEFAULT_FPMATH_MODE=BF16`` is accepted everywhere but used only where oneDNN has a kernel for it:
+    on x86 only with AMX (``jcp.is_bf32 = everyone_is(f32, ...) && ... && isa == avx512_core_amx`` in
+    uxlfoundation/oneDNN ``src/cpu/x64/jit_brgemm_conv_utils.cpp``); an AMD EPYC with AVX-512 BF16 but no AMX
+    runs ``brg_conv_fwd:avx512_core`` with ``attr-fpmath:bf16`` (``ONEDNN_VERBOSE=1``), bit for bit fp32.
+    So the answer is measured, not read from CPU flags (about 40 ms, once).
+    """
+    rng = np.random.default_rng(0)
+    pixels = rng.standard_normal((1, 28, 28, 64)).astype(np.float32)
+    kernel = rng.standard_normal((3, 3, 64, 64)).astype(np.float32)
+    got = tf.nn.conv2d(pixels, kernel, 1, "SAME").numpy()
+    exact = tf.nn.conv2d(pixels.astype(np.float64), kernel.astype(np.float64), 1, "SAME").numpy()
+    return relative_error(got, exact) > BF16_PROBE_ERROR
+
+
+def relative_error(got: np.ndarray, exact: np.ndarray) -> float:
+    """Largest absolute difference over the largest absolute exact value."""
+    return float(np.abs(got - exact).max() / np.abs(exact).max())

@@ -33,7 +33,10 @@ CONTRACT = {
     "dr_inference_call_images": ("histogram", {"model"}),
     "dr_predictions": ("counter", {"model", "grade"}),
     "dr_rejected_requests": ("counter", {"model", "reason"}),
-    "dr_model_info": ("gauge", {"model", "backend", "architecture", "pool", "arch", "instance_type", "mode"}),
+    "dr_model_info": (
+        "gauge",
+        {"model", "backend", "precision", "architecture", "pool", "arch", "instance_type", "mode"},
+    ),
 }
 
 
@@ -61,7 +64,9 @@ def test_every_contract_metric_is_registered_with_its_type_and_labels() -> None:
     metrics.CALL_IMAGES.labels(**label_sets["dr_inference_call_images"]).observe(3)
     metrics.PREDICTIONS.labels(**label_sets["dr_predictions"]).inc()
     metrics.REJECTED_REQUESTS.labels(**label_sets["dr_rejected_requests"]).inc()
-    metrics.MODEL_INFO.labels(model="m", backend="savedmodel", architecture="x", mode="local", **node).set(1)
+    metrics.MODEL_INFO.labels(
+        model="m", backend="savedmodel", precision="fp32", architecture="x", mode="local", **node
+    ).set(1)
     families = _families()
     for name, (kind, labels) in CONTRACT.items():
         family = families[name]

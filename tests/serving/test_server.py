@@ -351,7 +351,14 @@ def test_metrics_count_exactly(client: httpx.Client, fundus_jpegs: list[bytes], 
     )
     for name in ("X-DR-Body-Ms", "X-DR-Decode-Ms", "X-DR-Queue-Ms", "X-DR-Postprocess-Ms"):
         assert float(response.headers[name]) >= 0
-    info = {"model": MODEL, "backend": served_backend, "architecture": "mobilenet", "mode": "local", **node}
+    info = {
+        "model": MODEL,
+        "backend": served_backend,
+        "precision": "fp32",
+        "architecture": "mobilenet",
+        "mode": "local",
+    }
+    info |= node
     assert _value(after, "dr_model_info", **info) == 1
     load = _value(after, "dr_model_load_seconds", model=MODEL, backend=served_backend)
     startup = _value(after, "dr_startup_seconds", model=MODEL, backend=served_backend)

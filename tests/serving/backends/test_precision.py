@@ -1,16 +1,19 @@
-"""``--precision fp32|int8`` / ``DR_PRECISION``: which file of a model folder is served (over HTTP too)."""
+"""``--precision fp32|int8|bf16`` (``DR_PRECISION``): the file or the math a model is served with."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from serving.backends import PRECISIONS, choose_kind, load_backend, tflite_filename
 from serving.backends.litert import LiteRTBackend
+from serving.backends.savedmodel import BF16_PROBE_ERROR, bf16_math_in_effect, relative_error
 from serving.errors import ModelLoadError
 from serving.imaging import decode_image
 from serving.launcher import PredictorProcess
@@ -92,10 +95,20 @@ def test_int8_is_served_over_http_when_asked(mobilenet_int8_dir: Path, tmp_path:
             np.testing.assert_allclose(_served(process, jpeg), expected, atol=2e-5)
 
 
-def test_bf16_is_served_over_http_and_answers_in_bfloat16(mobilenet_int8_dir: Path, tmp_path: Path) -> None:
-    """A fresh server with --precision bf16 answers close to fp32, but not bit for bit (bf16 is on)."""
+def _model_info(process: PredictorProcess, http: httpx.Client) -> dict[str, str]:
+    """The labels of the server's ``dr_model_info`` sample, parsed with prometheus_client."""
+    families = text_string_to_metric_families(http.get("/metrics").text)
+    (sample,) = next(family for family in families if family.name == "dr_model_info").samples
+    return sample.labels
+
+
+def test_bf16_is_served_over_http_and_says_which_math_it_runs(
+    mobilenet_int8_dir: Path, tmp_path: Path
+) -> None:
+    """--precision bf16 answers in bfloat16 where oneDNN uses it (AMX) and says so; elsewhere it answers
+    exactly as fp32 and says fp32. Either way the answer and ``dr_model_info{precision}`` agree."""
     jpeg = encode_image(make_fundus_image(2, size=256, seed=9), "JPEG")
-    answers = []
+    answers, said = [], []
     for precision in ("bf16", "fp32"):
         process = PredictorProcess(
             mobilenet_int8_dir,
@@ -109,8 +122,43 @@ def test_bf16_is_served_over_http_and_answers_in_bfloat16(mobilenet_int8_dir: Pa
             assert answer.status_code == 200, answer.text
             assert answer.headers["x-dr-backend"] == "savedmodel"
             answers.append(np.array(answer.json()["predictions"][0]["probabilities"], dtype=np.float32))
+            said.append(_model_info(process, http)["precision"])
     bf16, fp32 = answers
-    assert 1e-6 < np.abs(bf16 - fp32).max() < 0.2
+    assert said[1] == "fp32"
+    log = (tmp_path / "bf16.log").read_text()
+    if said[0] == "bf16":
+        assert 1e-6 < np.abs(bf16 - fp32).max() < 0.2
+        assert "keeps fp32 math" not in log
+    else:
+        assert said[0] == "fp32"
+        np.testing.assert_array_equal(bf16, fp32)
+        assert "Precision 'bf16' was asked for, but this CPU keeps fp32 math" in log
+
+
+def test_the_bf16_probe_tells_bfloat16_inputs_from_fp32() -> None:
+    """The probe's threshold lies between an fp32 convolution's error and one with bfloat16-rounded inputs."""
+    import ml_dtypes
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    pixels = rng.standard_normal((1, 28, 28, 64))
+    kernel = rng.standard_normal((3, 3, 64, 64))
+    exact = tf.nn.conv2d(pixels, kernel, 1, "SAME").numpy()
+
+    def rounded(values: np.ndarray, dtype: object) -> np.ndarray:
+        return values.astype(dtype).astype(np.float64)
+
+    fp32 = tf.nn.conv2d(rounded(pixels, np.float32), rounded(kernel, np.float32), 1, "SAME").numpy()
+    bf16 = tf.nn.conv2d(rounded(pixels, ml_dtypes.bfloat16), rounded(kernel, ml_dtypes.bfloat16), 1, "SAME")
+    assert relative_error(fp32, exact) < BF16_PROBE_ERROR / 10
+    assert relative_error(bf16.numpy(), exact) > BF16_PROBE_ERROR * 10
+
+
+def test_the_probe_finds_fp32_math_in_a_process_without_the_bf16_mode() -> None:
+    import tensorflow as tf
+
+    assert os.environ.get("ONEDNN_DEFAULT_FPMATH_MODE") is None
+    assert bf16_math_in_effect(tf) is False
 
 
 def test_serving_int8_without_the_file_fails_with_one_clear_line(
