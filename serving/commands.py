@@ -85,6 +85,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "already waiting, so a lone request is not delayed (default: $DR_MICRO_BATCH_WAIT_MS, else 0).",
     )
     group.add_argument(
+        "--request-log",
+        choices=("on", "off"),
+        default=argparse.SUPPRESS,
+        help="Log lines per request: on writes uvicorn's access line and KServe's timing and latency lines "
+        "(four per request); off writes none and drops KServe's timing middleware, for busy pods whose "
+        "requests Knative's queue-proxy or the metrics already count (default: $DR_REQUEST_LOG, else on).",
+    )
+    group.add_argument(
         "--metrics-port",
         type=int,
         default=argparse.SUPPRESS,

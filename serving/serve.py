@@ -17,12 +17,21 @@ from serving.gradability import DEFAULT_POLICY, policy_from_env
 from serving.limits import ENVIRONMENT, Limits, env_number
 from serving.metadata import ModelMetadata
 
-__all__ = ["STARTUP_REPORT_ENV", "ConfigError", "ServeConfig", "serve", "write_startup_report"]
+__all__ = [
+    "REQUEST_LOG_ENV",
+    "STARTUP_REPORT_ENV",
+    "ConfigError",
+    "ServeConfig",
+    "serve",
+    "write_startup_report",
+]
 
 logger = logging.getLogger(__name__)
 
 #: Debug switch: a path where ``serve`` writes its start-up times and loaded modules just before it listens.
 STARTUP_REPORT_ENV = "DR_STARTUP_REPORT"
+#: On or off: the per-request log lines (``--request-log``).
+REQUEST_LOG_ENV = "DR_REQUEST_LOG"
 
 
 class ConfigError(ValueError):
@@ -61,6 +70,9 @@ class ServeConfig:
     event_loop: str = "auto"
     timeout_keep_alive: int = 65
     enable_latency_logging: bool = False
+    #: Per-request log lines (``--request-log on|off``, else ``$DR_REQUEST_LOG``, else on): off writes no
+    #: access, timing or latency line and drops KServe's timing middleware.
+    request_log: bool = True
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, env: Mapping[str, str] | None = None) -> ServeConfig:
@@ -109,6 +121,9 @@ class ServeConfig:
             raise ConfigError(str(exc)) from exc
         micro_batch = _number(getattr(args, "micro_batch", None), env, "DR_MICRO_BATCH", 0, 256, integer=True)
         wait_ms = _number(getattr(args, "micro_batch_wait_ms", None), env, "DR_MICRO_BATCH_WAIT_MS", 0, 1000)
+        request_log = getattr(args, "request_log", None) or env.get(REQUEST_LOG_ENV, "").strip() or "on"
+        if request_log not in ("on", "off"):
+            raise ConfigError(f"Expected {REQUEST_LOG_ENV} to be 'on' or 'off', got {request_log!r}.")
         return cls(
             model_dir=model_dir,
             gradability=gradability,
@@ -125,7 +140,8 @@ class ServeConfig:
             access_log_format=getattr(args, "access_log_format", None),
             event_loop=getattr(args, "event_loop", "auto"),
             timeout_keep_alive=getattr(args, "timeout_keep_alive", 65),
-            enable_latency_logging=getattr(args, "enable_latency_logging", False),
+            enable_latency_logging=getattr(args, "enable_latency_logging", False) and request_log == "on",
+            request_log=request_log == "on",
         )
 
 
@@ -244,6 +260,7 @@ def serve(config: ServeConfig) -> None:
         event_loop=config.event_loop,
         timeout_keep_alive=config.timeout_keep_alive,
         enable_latency_logging=config.enable_latency_logging,
+        request_log=config.request_log,
     )
     try:
         server.start([model])

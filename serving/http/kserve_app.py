@@ -16,12 +16,15 @@ of it fails loudly instead of silently serving KServe's defaults:
   variants and anything else the product does not serve answer 404 (``:explain`` is ours: Grad-CAM).
 
 KServe binds 0.0.0.0 unconditionally, installs its handlers last (they log full tracebacks for 4xx) and gives
-uvicorn no header limits; ``start`` fixes all three.
+uvicorn no header limits; ``start`` fixes all three. With ``request_log`` off it logs nothing per request: no
+uvicorn access line and no ``TimingMiddleware`` (timing-asgi, added by ``RESTServer._add_middlewares``), whose
+two ``kserve.trace`` lines per request carry a "time:cpu" that is the whole process's, not the request's.
 """
 
 from __future__ import annotations
 
 import inspect
+import logging
 from typing import Any
 
 import uvicorn
@@ -43,6 +46,7 @@ __all__ = [
     "SERVED_ROUTES",
     "DRModelServer",
     "check_kserve",
+    "drop_request_logging",
     "prune_routes",
     "served_routes",
 ]
@@ -92,6 +96,8 @@ RELIES_ON = {
         "http_port",
     ),
     "ModelServer methods": ("_register_and_check_atleast_one_model_is_ready",),
+    # timing-asgi's, added by RESTServer._add_middlewares (kserve/protocol/rest/server.py:182-187).
+    "KServe middleware dropped without request logs": ("TimingMiddleware",),
     "KServe routes pruned": (
         "/v2/repository/models/{model_name}/load",
         "/v2/repository/models/{model_name}/unload",
@@ -197,6 +203,7 @@ class DRModelServer(ModelServer):
         limits: Limits,
         drain_seconds: float = 0.0,
         metrics_on_http_port: bool = True,
+        request_log: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(enable_grpc=False, workers=1, **kwargs)
@@ -204,6 +211,7 @@ class DRModelServer(ModelServer):
         self.host = host
         self.limits = limits
         self.drain_seconds = drain_seconds
+        self.request_log = request_log
         check_kserve(self)
 
     def start(self, models: list[Any]) -> None:
@@ -227,6 +235,8 @@ class DRModelServer(ModelServer):
         app = model_server.app
         install_routes(app, model, self.dataplane)  # first: ours win over KServe's duplicates
         rest.create_application()
+        if not self.request_log:
+            drop_request_logging(app)
         prune_routes(app, SERVED_ROUTES if self.metrics_on_http_port else SERVED_ROUTES - {METRICS_ROUTE})
         install_error_handlers(app, model_name=model.name)  # last: ours replace KServe's
         app.add_middleware(RequestGuard, limits=self.limits, model_name=model.name)
@@ -234,3 +244,19 @@ class DRModelServer(ModelServer):
         app.add_middleware(ReadinessGate, state=drain, ready=lambda: bool(model.ready))
         self._rest_server = rest
         DrainingServer(config, state=drain, drain_seconds=self.drain_seconds).run()
+
+
+def drop_request_logging(app: Any) -> int:
+    """Silence uvicorn's access line and remove KServe's timing middleware from ``app``; return how many went.
+
+    uvicorn writes the access line when the ``uvicorn.access`` logger has handlers as a connection opens
+    (``HttpToolsProtocol.__init__``), so emptying it is what ``uvicorn.Config(access_log=False)`` does too.
+    """
+    access = logging.getLogger("uvicorn.access")
+    access.handlers = []
+    access.propagate = False
+    names = RELIES_ON["KServe middleware dropped without request logs"]
+    kept = [entry for entry in app.user_middleware if getattr(entry.cls, "__name__", "") not in names]
+    dropped = len(app.user_middleware) - len(kept)
+    app.user_middleware[:] = kept
+    return dropped

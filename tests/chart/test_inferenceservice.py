@@ -177,6 +177,7 @@ def test_env_carries_pool_facts_and_downward_api() -> None:
     assert variables["DR_PRECISION"] == "fp32"
     assert variables["DR_BODY_TIMEOUT_SECONDS"] == "30"
     assert variables["DR_GRADABILITY"] == "reject"
+    assert variables["DR_REQUEST_LOG"] == "on"
     assert variables["DR_NODE_NAME"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}
     assert variables["DR_POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     assert variables["STORAGE_URI"] == "pvc://dr-models/vgg19"
@@ -312,6 +313,15 @@ def test_gradability_policy_becomes_dr_gradability(policy: str) -> None:
     """predictor.gradability is exported as DR_GRADABILITY on every predictor (the gate's policy)."""
     for isvc in isvcs(render({"predictor": {"gradability": policy}})).values():
         assert env(isvc)["DR_GRADABILITY"] == policy
+
+
+@pytest.mark.parametrize(("logged", "variable"), [(True, "on"), (False, "off")])
+def test_request_log_becomes_dr_request_log(logged: bool, variable: str) -> None:
+    """predictor.requestLog is exported as DR_REQUEST_LOG on every predictor; a string is refused."""
+    for isvc in isvcs(render({"predictor": {"requestLog": logged}})).values():
+        assert env(isvc)["DR_REQUEST_LOG"] == variable
+    result = run_helm("template", "x", str(CHART), "--set-string", "predictor.requestLog=off", check=False)
+    assert result.returncode != 0 and "requestLog" in result.stderr
 
 
 def test_int8_with_the_savedmodel_backend_is_refused() -> None:

@@ -89,3 +89,15 @@ def test_micro_batching_comes_from_the_flags_then_the_environment_and_is_off_by_
         ConfigError, match=r"DR_MICRO_BATCH_WAIT_MS \(or its flag\) between 0 and 1000, got -1\.0"
     ):
         ServeConfig.from_args(_args("--model-dir", str(tmp_path)), {"DR_MICRO_BATCH_WAIT_MS": "-1"})
+
+
+def test_request_logs_come_from_the_flag_then_the_environment_and_are_on_by_default(tmp_path: Path) -> None:
+    model_dir = ("--model-dir", str(tmp_path))
+    default = ServeConfig.from_args(_args(*model_dir), {})
+    assert default.request_log is True and default.enable_latency_logging is True  # KServe's flag default
+    off = ServeConfig.from_args(_args(*model_dir), {"DR_REQUEST_LOG": "off"})
+    assert off.request_log is False and off.enable_latency_logging is False
+    flagged = ServeConfig.from_args(_args(*model_dir, "--request-log", "on"), {"DR_REQUEST_LOG": "off"})
+    assert flagged.request_log is True
+    with pytest.raises(ConfigError, match="Expected DR_REQUEST_LOG to be 'on' or 'off', got 'quiet'"):
+        ServeConfig.from_args(_args(*model_dir), {"DR_REQUEST_LOG": "quiet"})
