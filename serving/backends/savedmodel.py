@@ -68,8 +68,8 @@ class SavedModelBackend:
         self._tf = tf
         if precision == "bf16" and not bf16_math_in_effect(tf):
             logger.warning(
-                "Precision 'bf16' was asked for, but this CPU keeps fp32 math: oneDNN computes fp32 "
-                "convolutions in bfloat16 only on x86 CPUs with AMX (or Arm CPUs with BF16 through ACL). "
+                "Precision 'bf16' was asked for, but this CPU keeps fp32 math: on x86, oneDNN computes fp32 "
+                "convolutions in bfloat16 only with AMX (Graviton is not measured). "
                 'Serving in fp32; dr_model_info says precision="fp32".'
             )
             self.precision = "fp32"
