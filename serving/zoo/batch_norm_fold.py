@@ -19,7 +19,7 @@ import numpy as np
 if TYPE_CHECKING:
     import keras
 
-__all__ = ["BatchNormTwin", "batch_norm_twin", "has_batch_norm"]
+__all__ = ["BatchNormTwin", "batch_norm_twin"]
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class BatchNormTwin:
         convolutions = []
         copies = []
         try:
-            for layer in _chain(original, strict=True):
+            for layer in _chain(original):
                 if isinstance(layer, keras.layers.Conv2D):
                     convolutions.append((layer, found[layer.name], found[f"{layer.name}_bn"]))
                 elif layer.weights:
@@ -66,13 +66,6 @@ class BatchNormTwin:
             original.set_weights(copy.get_weights())
 
 
-def has_batch_norm(model: keras.Model) -> bool:
-    """Whether ``model`` (nested models included) has any batch-norm layer."""
-    import keras
-
-    return any(isinstance(layer, keras.layers.BatchNormalization) for layer in _chain(model, strict=False))
-
-
 def batch_norm_twin(model: keras.Model) -> BatchNormTwin:
     """Build the conv → BN → activation twin of ``model``, a plain chain of layers (nested models flattened).
 
@@ -84,7 +77,7 @@ def batch_norm_twin(model: keras.Model) -> BatchNormTwin:
 
     inputs = keras.Input(model.input_shape[1:], name="image")
     outputs = inputs
-    for layer in _chain(model, strict=True):
+    for layer in _chain(model):
         if isinstance(layer, keras.layers.Conv2D):
             config = layer.get_config()
             conv = keras.layers.Conv2D.from_config(
@@ -103,8 +96,9 @@ def batch_norm_twin(model: keras.Model) -> BatchNormTwin:
     return BatchNormTwin.pair(model, keras.Model(inputs, outputs, name=f"{model.name}_bn_twin"))
 
 
-def _chain(model: keras.Model, *, strict: bool) -> list[keras.layers.Layer]:
-    """The layers of ``model`` in order, nested models flattened, input layers left out."""
+def _chain(model: keras.Model) -> list[keras.layers.Layer]:
+    """The layers of ``model`` in order, nested models flattened, input layers left out; ``ValueError`` for
+    any layer other than convolution, pooling, flatten and dense."""
     import keras
 
     allowed = (
@@ -121,10 +115,10 @@ def _chain(model: keras.Model, *, strict: bool) -> list[keras.layers.Layer]:
         if isinstance(layer, keras.layers.InputLayer):
             continue
         if isinstance(layer, keras.Model):
-            found.extend(_chain(layer, strict=strict))
+            found.extend(_chain(layer))
             continue
         # Every allowed layer takes one input and gives one output: without merge layers a model is a chain.
-        if strict and not isinstance(layer, allowed):
+        if not isinstance(layer, allowed):
             raise ValueError(
                 f"Layer {layer.name!r} ({type(layer).__name__}) of {model.name!r}: only a plain chain of "
                 "convolutions, pooling and dense layers without batch norm can be trained through a "

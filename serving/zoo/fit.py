@@ -21,6 +21,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -188,8 +189,8 @@ def train_on_data(
     import keras
     import tensorflow as tf
 
-    from serving.zoo.architectures import build_keras_model
-    from serving.zoo.batch_norm_fold import BatchNormTwin, batch_norm_twin, has_batch_norm
+    from serving.zoo.architectures import build_keras_model, get_architecture
+    from serving.zoo.batch_norm_fold import BatchNormTwin, batch_norm_twin
     from serving.zoo.export import export_savedmodel, verify_export
     from serving.zoo.train import BATCH_NORM_MOMENTUM, _all_layers, _recalibrate_batch_norm
 
@@ -226,9 +227,11 @@ def train_on_data(
     state_path, last_path, best_path = work / "state.json", work / "last.keras", work / "best.weights.h5"
     # Epochs and patience may change between runs (train longer); anything else starts afresh.
     steady = {key: value for key, value in asdict(recipe).items() if key not in ("epochs", "patience")}
-    # The published architecture; one without batch norm (VGG19) trains through its batch-norm twin.
-    published = build_keras_model(recipe.architecture, input_size=recipe.input_size, seed=recipe.seed)
-    uses_twin = not has_batch_norm(published)
+    # An architecture without batch norm (VGG19) trains through its batch-norm twin, folded back into the
+    # published model at the end; that model is built only when it is needed (not to resume MobileNet).
+    build = partial(build_keras_model, recipe.architecture, input_size=recipe.input_size, seed=recipe.seed)
+    uses_twin = not get_architecture(recipe.architecture).batch_norm
+    published = build() if uses_twin else None
     fingerprint = {"data": dataset.fingerprint(), "recipe": steady, "batch_norm_twin": uses_twin}
     state: dict[str, Any] = {"epoch": 0, "best_loss": None, "best_epoch": 0, "wait": 0, "history": []}
     model: keras.Model | None = None
@@ -241,7 +244,7 @@ def train_on_data(
                 print(f">> resuming after epoch {state['epoch']} (checkpoint {last_path})", flush=True)
     resumed_from = int(state["epoch"])
     if model is None:
-        model = batch_norm_twin(published).model if uses_twin else published
+        model = batch_norm_twin(published).model if published is not None else build()
         for layer in _all_layers(model):
             if isinstance(layer, keras.layers.BatchNormalization):
                 # Keras' 0.99 needs hundreds of steps before the inference statistics catch up; with a small
@@ -295,7 +298,7 @@ def train_on_data(
     _recalibrate_batch_norm(
         model, train_x, scaling=recipe.scaling, batch_size=recipe.batch_size, seed=recipe.seed
     )
-    if uses_twin:
+    if published is not None:
         BatchNormTwin.pair(published, model).fold()
         model = published
     result = evaluate(

@@ -20,13 +20,13 @@ import numpy as np
 
 from serving import preprocess, tensor
 from serving.metadata import ModelMetadata
-from serving.zoo.batch_norm_fold import batch_norm_twin, has_batch_norm
+from serving.zoo.batch_norm_fold import batch_norm_twin
 from serving.zoo.synthetic import make_dataset
 
 if TYPE_CHECKING:
     import keras
 
-__all__ = ["TrainingResult", "synthetic_pixels", "train_head", "train_synthetic"]
+__all__ = ["TrainingResult", "has_batch_norm", "synthetic_pixels", "train_head", "train_synthetic"]
 
 #: Side of the generated photos before the server's preprocessing crops and resizes them, px.
 DEFAULT_PHOTO_SIZE = 320
@@ -341,6 +341,13 @@ def _recalibrate_batch_norm(
     finally:
         for layer, momentum in zip(layers, saved, strict=True):
             layer.momentum = momentum
+
+
+def has_batch_norm(model: keras.Model) -> bool:
+    """Whether ``model`` (nested models included) has any batch-norm layer."""
+    import keras
+
+    return any(isinstance(layer, keras.layers.BatchNormalization) for layer in _all_layers(model))
 
 
 def _all_layers(model: keras.Model) -> list[keras.layers.Layer]:

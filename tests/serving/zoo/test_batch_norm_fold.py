@@ -9,8 +9,8 @@ import pytest
 
 from serving.metadata import InputInfo, ModelMetadata
 from serving.zoo.architectures import ARCHITECTURES, build_keras_model
-from serving.zoo.batch_norm_fold import batch_norm_twin, has_batch_norm
-from serving.zoo.train import train_synthetic
+from serving.zoo.batch_norm_fold import batch_norm_twin
+from serving.zoo.train import has_batch_norm, train_synthetic
 
 pytestmark = pytest.mark.slow
 
