@@ -45,9 +45,6 @@ class SavedModelBackend:
         if precision not in ("fp32", "bf16"):
             raise ValueError(f"Expected precision 'fp32' or 'bf16' for a SavedModel, got {precision!r}.")
         self.model_dir = Path(model_dir)
-        #: What the model computes in: ``bf16`` only where oneDNN's bfloat16 math mode (a process-wide
-        #: setting) really changes the arithmetic, else ``fp32`` (``bf16_math_in_effect``).
-        self.precision = precision
         if not self.model_dir.is_dir():
             raise ModelLoadError(
                 f"Expected a model directory at {str(self.model_dir)!r}, but it does not exist."
@@ -72,7 +69,10 @@ class SavedModelBackend:
                 "convolutions in bfloat16 only with AMX (Graviton is not measured). "
                 'Serving in fp32; dr_model_info says precision="fp32".'
             )
-            self.precision = "fp32"
+            precision = "fp32"
+        #: What the model computes in: ``bf16`` only where oneDNN's bfloat16 math mode (a process-wide
+        #: setting) really changes the arithmetic, else ``fp32`` (``bf16_math_in_effect``).
+        self.precision = precision
         try:
             self._model = tf.saved_model.load(str(self.model_dir))
         except Exception as exc:  # TF raises many types for a corrupt model; all mean the same here

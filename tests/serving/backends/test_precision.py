@@ -95,7 +95,7 @@ def test_int8_is_served_over_http_when_asked(mobilenet_int8_dir: Path, tmp_path:
             np.testing.assert_allclose(_served(process, jpeg), expected, atol=2e-5)
 
 
-def _model_info(process: PredictorProcess, http: httpx.Client) -> dict[str, str]:
+def _model_info(http: httpx.Client) -> dict[str, str]:
     """The labels of the server's ``dr_model_info`` sample, parsed with prometheus_client."""
     families = text_string_to_metric_families(http.get("/metrics").text)
     (sample,) = next(family for family in families if family.name == "dr_model_info").samples
@@ -122,7 +122,7 @@ def test_bf16_is_served_over_http_and_says_which_math_it_runs(
             assert answer.status_code == 200, answer.text
             assert answer.headers["x-dr-backend"] == "savedmodel"
             answers.append(np.array(answer.json()["predictions"][0]["probabilities"], dtype=np.float32))
-            said.append(_model_info(process, http)["precision"])
+            said.append(_model_info(http)["precision"])
     bf16, fp32 = answers
     assert said[1] == "fp32"
     log = (tmp_path / "bf16.log").read_text()
