@@ -8,9 +8,11 @@ most of the frame. Five measures, on one copy reduced by an integer factor (shor
 - ``roundness``: overlap (IoU) of the bright region with the circle of its width, clipped to the frame;
 - ``field``: the retina's diameter ÷ the frame's shorter side;
 - ``brightness``: mean luminance inside the retina (too dark below, overexposed or washed out above);
-- ``sharpness``: edge energy of the green channel (mean |Laplacian of a Gaussian|) at σ = 1 px ÷ at σ = 3 px,
-  inside the retina resized to ``SHARPNESS_SIDE`` px: blur removes fine edges (vessel walls, lesions) before
-  coarse ones, and the ratio does not depend on how much there is to see or on the exposure.
+- ``sharpness``: edge energy of the green channel (99th percentile of |Laplacian of a Gaussian|) at σ = 1 px
+  ÷ at σ = 3 px, inside the retina as the model sees it (``retina_pixels``: ``fundus.crop_resize_to_disc``
+  at ``SHARPNESS_SIDE`` px): blur removes fine edges (vessel walls, lesions) before coarse ones, and the
+  ratio does not depend on how much there is to see or on the exposure. When a model's own input is that
+  crop (``model_input_is_retina``), the server passes its prepared pixels and the crop is not made twice.
 
 ``assess`` checks them in a fixed order (``REASONS``) and returns the first failure. The thresholds in
 ``Thresholds`` were measured on synthetic photos (``serving.zoo.synthetic``) against counter-examples by
@@ -28,7 +30,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from PIL import Image
 
+from serving import fundus
 from serving.client import HEADER_UNGRADABLE
+from serving.metadata import ModelMetadata
 
 __all__ = [
     "ENVIRONMENT",
@@ -40,7 +44,9 @@ __all__ = [
     "Thresholds",
     "assess",
     "measure",
+    "model_input_is_retina",
     "policy_from_env",
+    "retina_pixels",
 ]
 
 #: What the server does with an ungradable photo: refuse (422), grade with ``gradable: false``, or not look.
@@ -63,6 +69,7 @@ REASONS = {
 WORK_SIDE = 224
 #: Side the retina is resized to before measuring sharpness, px (the scale the model sees).
 SHARPNESS_SIDE = 224
+_RETINA_SHAPE = (SHARPNESS_SIDE, SHARPNESS_SIDE, 3)
 #: Gaussian scales (px at ``SHARPNESS_SIDE``) whose edge energies are compared (blur removes fine ones first).
 FINE_SIGMA = 1.0
 COARSE_SIGMA = 3.0
@@ -95,7 +102,7 @@ class Thresholds:
     min_brightness: float = 40.0
     #: ``brightness`` above this: overexposed or washed out (good ≤ 122; spoiled ≥ 149).
     max_brightness: float = 135.0
-    #: ``sharpness`` below this: out of focus (good ≥ 4.8; σ = 1 % blur + noise ≤ 2.3).
+    #: ``sharpness`` below this: out of focus (good ≥ 4.4; σ = 1 % blur + noise ≤ 2.4).
     min_sharpness: float = 3.5
 
 
@@ -141,10 +148,15 @@ def policy_from_env(value: str | None = None, env: Mapping[str, str] | None = No
     return chosen
 
 
-def assess(image: Image.Image, thresholds: Thresholds | None = None) -> Assessment:
-    """Measure ``image`` and name the first reason (``REASONS`` order) it cannot be graded, if any."""
+def assess(
+    image: Image.Image, thresholds: Thresholds | None = None, *, retina: np.ndarray | None = None
+) -> Assessment:
+    """Measure ``image`` and name the first reason (``REASONS`` order) it cannot be graded, if any.
+
+    ``retina``: ``retina_pixels(image)`` when the caller has it already (a model's prepared input).
+    """
     limits = thresholds or Thresholds()
-    found = measure(image)
+    found = measure(image, retina=retina)
     # (reason, measure, lowest allowed, highest allowed), checked in order; nan fails every check.
     checks = (
         ("too_dark", "peak", limits.min_peak, math.inf),
@@ -165,17 +177,19 @@ def assess(image: Image.Image, thresholds: Thresholds | None = None) -> Assessme
     return Assessment(gradable=True, reason=None, measures=found)
 
 
-def measure(image: Image.Image) -> Measures:
-    """Take every measure of an RGB photo."""
+def measure(image: Image.Image, *, retina: np.ndarray | None = None) -> Measures:
+    """Take every measure of an RGB photo (``retina``: its ``retina_pixels``, made here when ``None``)."""
     rgb = image if image.mode == "RGB" else image.convert("RGB")
-    # One reduction, keeping the shorter side at WORK_SIDE or more: the retina keeps enough pixels to be
-    # measured for sharpness without being enlarged much (enlarging blurs).
+    if retina is not None and (retina.dtype != np.uint8 or retina.shape != _RETINA_SHAPE):
+        raise ValueError(
+            f"Expected the retina as uint8 {_RETINA_SHAPE!r}, got {retina.dtype} {retina.shape!r}."
+        )
+    # Geometry and exposure are measured on a copy reduced by one integer factor (shorter side ≥ WORK_SIDE),
     factor = max(1, min(rgb.size) // WORK_SIDE)
     work = rgb.reduce(factor) if factor > 1 else rgb
-    # Geometry and exposure need few pixels: a half-size thumbnail of the working copy.
+    # then halved: they need few pixels.
     thumb = work.reduce(2) if min(work.size) >= 2 * _THUMB_MIN else work
     gray = np.asarray(thumb.convert("L"))
-    shrink = work.width / thumb.width
     height, width = gray.shape
     # 99th percentile from the histogram (no sort): the first level with 99 % of the pixels at or below it.
     cumulative = np.cumsum(np.bincount(gray.ravel(), minlength=256))
@@ -202,20 +216,30 @@ def measure(image: Image.Image) -> Measures:
     circle = distance2 <= radius**2
     union = np.count_nonzero(circle | mask)
     roundness = float(np.count_nonzero(circle & mask) / union) if union else 0.0
-    retina = (distance2 <= (0.85 * radius) ** 2) & mask
-    if not retina.any():
-        retina = mask
-    inside = luma[retina]
+    central = (distance2 <= (0.85 * radius) ** 2) & mask
+    if not central.any():
+        central = mask
+    inside = luma[central]
     return Measures(
         peak=peak,
         corner_ratio=corner_ratio,
         roundness=roundness,
         field=float(2 * radius / min(height, width)),
         brightness=float(inside.mean()),
-        sharpness=_sharpness(
-            work, centre=(cx * shrink, cy * shrink), side=max(right - left, bottom - top) * shrink
-        ),
+        sharpness=_sharpness(retina_pixels(rgb) if retina is None else retina),
     )
+
+
+def retina_pixels(image: Image.Image) -> np.ndarray:
+    """The retina at ``SHARPNESS_SIDE`` px, uint8 (S, S, 3): the crop a fundus model's input is made of."""
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    return np.asarray(fundus.crop_resize_to_disc(rgb, size=(SHARPNESS_SIDE, SHARPNESS_SIDE)), dtype=np.uint8)
+
+
+def model_input_is_retina(metadata: ModelMetadata) -> bool:
+    """Whether a model's prepared pixels (``preprocess.prepare_pixels``) are exactly ``retina_pixels``."""
+    steps = metadata.preprocessing
+    return steps.crop_fundus and not steps.ben_graham and metadata.input_size == _RETINA_SHAPE[:2]
 
 
 def _unlit(peak: float, *, corner_ratio: float) -> Measures:
@@ -230,14 +254,10 @@ def _unlit(peak: float, *, corner_ratio: float) -> Measures:
     )
 
 
-def _sharpness(work: Image.Image, *, centre: tuple[float, float], side: float) -> float:
-    """Fine ÷ coarse edge strength of the green channel inside the lit retina, at ``SHARPNESS_SIDE`` px."""
-    cx, cy = centre
-    square = (round(cx - side / 2), round(cy - side / 2), round(cx + side / 2), round(cy + side / 2))
-    size = (SHARPNESS_SIDE, SHARPNESS_SIDE)
-    crop = work.crop(square).resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
-    fine, coarse = _abs_log(np.asarray(crop.getchannel("G"), dtype=np.float32), (FINE_SIGMA, COARSE_SIGMA))
-    lit = np.asarray(crop.convert("L"), dtype=np.float32)[1:-1, 1:-1] > _LIT_LEVEL
+def _sharpness(retina: np.ndarray) -> float:
+    """Fine ÷ coarse edge strength of the green channel inside the lit part of ``retina_pixels``."""
+    fine, coarse = _abs_log(retina[..., 1].astype(np.float32), (FINE_SIGMA, COARSE_SIGMA))
+    lit = np.asarray(Image.fromarray(retina).convert("L"))[1:-1, 1:-1] > _LIT_LEVEL
     # Stay clear of the rim and of a frame edge that clips the retina: both are edges at every scale.
     margin = _RIM_MARGIN
     lit[margin:-margin, margin:-margin] &= (

@@ -45,7 +45,7 @@ from serving.client import (
 )
 from serving.errors import ExplanationUnavailable, InvalidRequest, ModelLoadError, NotReady, Ungradable
 from serving.explain import Explainer, overlay_png
-from serving.gradability import DEFAULT_POLICY, Assessment, assess
+from serving.gradability import DEFAULT_POLICY, Assessment, assess, model_input_is_retina
 from serving.gradability import HEADER as HEADER_UNGRADABLE
 from serving.grading import Grading, grade_batch
 from serving.http.middleware import ARRIVAL_HEADER, BODY_NS_HEADER
@@ -405,13 +405,18 @@ class DRModel(Model):
     def _images_to_pixels(
         self, images: tuple[bytes, ...], metadata: ModelMetadata
     ) -> tuple[np.ndarray, tuple[Assessment, ...]]:
-        """Decode, gate (``self.gradability``) and prepare each image, uint8; ``Ungradable`` under reject."""
+        """Decode, prepare and gate (``self.gradability``) each image, uint8; ``Ungradable`` under reject.
+
+        When the model's input is the gate's retina crop, the gate measures sharpness on the prepared pixels.
+        """
         size = metadata.input_size
+        reuse = model_input_is_retina(metadata)
         arrays, assessments = [], []
         for index, data in enumerate(images):
             image = decode_image(data, limits=self.limits, downscale_to=size)
+            pixels = prepare_pixels(image, metadata)
             if self.gradability != "off":
-                verdict = assess(image)
+                verdict = assess(image, retina=pixels if reuse else None)
                 if not verdict.gradable:
                     UNGRADABLE_IMAGES.labels(
                         model=self.name, reason=str(verdict.reason), policy=self.gradability
@@ -425,7 +430,7 @@ class DRModel(Model):
                         )
                 if self.gradability == "flag":
                     assessments.append(verdict)
-            arrays.append(prepare_pixels(image, metadata))
+            arrays.append(pixels)
         return np.stack(arrays), tuple(assessments)
 
     def _observe(

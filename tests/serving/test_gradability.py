@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -12,7 +13,18 @@ import pytest
 from PIL import Image, ImageFilter
 from prometheus_client.parser import text_string_to_metric_families
 
-from serving.gradability import POLICIES, REASONS, Thresholds, assess, measure, policy_from_env
+from serving.gradability import (
+    POLICIES,
+    REASONS,
+    Thresholds,
+    assess,
+    measure,
+    model_input_is_retina,
+    policy_from_env,
+    retina_pixels,
+)
+from serving.metadata import InputInfo, ModelMetadata, Preprocessing
+from serving.preprocess import prepare_pixels
 from serving.zoo.synthetic import encode_image, make_fundus_image
 from serving.zoo.ungradable import NON_FUNDUS, SPOILED, jpeg_round_trip
 from tests.serving.conftest import second_predictor
@@ -83,6 +95,37 @@ def test_the_float32_laplacians_match_a_float64_reference_and_their_cache_is_rea
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5 * float(expected.max()))
     with pytest.raises(ValueError, match="read-only"):
         _log_transfer((224, 224), (1.0, 3.0))[0, 0, 0] = 0
+
+
+def test_the_gate_measures_sharpness_on_the_default_models_own_input(photos: list[Image.Image]) -> None:
+    """The server hands the gate the pixels it prepared for the model: they are the gate's retina crop."""
+    default = ModelMetadata()
+    assert model_input_is_retina(default)
+    for photo in photos[:6]:
+        prepared = prepare_pixels(photo, default)
+        np.testing.assert_array_equal(prepared, retina_pixels(photo))
+        assert assess(photo, retina=prepared).measures == assess(photo).measures
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"preprocessing": Preprocessing(ben_graham=True)},
+        {"preprocessing": Preprocessing(crop_fundus=False)},
+        {"input": InputInfo(height=299, width=299)},
+    ],
+    ids=["ben-graham", "no-crop", "299-px"],
+)
+def test_a_model_input_that_is_not_the_retina_crop_is_not_reused(changed: dict[str, object]) -> None:
+    assert not model_input_is_retina(replace(ModelMetadata(), **changed))
+
+
+def test_a_retina_of_the_wrong_shape_is_refused() -> None:
+    photo = make_fundus_image(0, size=224, seed=1)
+    with pytest.raises(
+        ValueError, match=r"Expected the retina as uint8 \(224, 224, 3\), got uint8 \(299, 299, 3\)"
+    ):
+        measure(photo, retina=np.zeros((299, 299, 3), dtype=np.uint8))
 
 
 def test_a_black_image_is_too_dark() -> None:
