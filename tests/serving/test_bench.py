@@ -139,6 +139,16 @@ def test_a_short_run_measures_every_variant_bare_served_and_under_load(
         # Where the time goes: the server's CPU per answer and the phases its X-DR headers report.
         assert all(row["server_cpu_ms_per_request"] > 0 for row in served["load"])
         assert all(row["decode_ms"] > 0 and row["prediction_ms"] > 0 for row in served["load"])
+        # The naive baseline is called in turn with the served requests.
+        assert served["naive_ms_p50"] > 0
+    with out.with_name("bench-served.csv").open() as handle:
+        served_rows = list(csv.DictReader(handle))
+    assert [row["variant"] for row in served_rows] == list(mobilenet["served"])
+    for row in served_rows:
+        # The speed-up is over the calls made in turn with that server's requests, not the bare table's.
+        assert float(row["naive_p50_ms"]) == mobilenet["served"][row["variant"]]["naive_ms_p50"]
+        expected = float(row["naive_p50_ms"]) / float(row["e2e_p50_ms"])
+        assert float(row["naive_over_e2e"]) == pytest.approx(expected, abs=1e-3)
     assert mobilenet["int8_guard"]["grade_agreement"] >= 0.99
     with out.with_name("bench-load.csv").open() as handle:
         rows = list(csv.DictReader(handle))
