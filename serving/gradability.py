@@ -1,7 +1,8 @@
 """Is this photo gradable? Measures a decoded photo and names the first reason it cannot be graded.
 
 A gradable fundus photograph is a bright, round retina on a dark surround, well exposed, in focus and filling
-most of the frame. Five measures, on one copy reduced by an integer factor (shorter side ≥ ``WORK_SIDE``):
+most of the frame. Five measures, the first four on one copy reduced by an integer factor (shorter side ≥
+``WORK_SIDE``), the last on the retina cropped as a fundus model's input is:
 
 - ``corner_ratio``: mean luminance of the four corners ÷ the 99th percentile of the photo (a fundus photo's
   corners are outside the retina, black);
