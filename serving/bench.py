@@ -446,7 +446,9 @@ def _served(
                 elapsed, predicted = post()
                 end_to_end.append(elapsed)
                 prediction.append(predicted)
-            for _ in range(block if naive is not None else 0):
+            if naive is None:
+                continue
+            for _ in range(block):
                 started = time.perf_counter()
                 naive()
                 naive_ms.append((time.perf_counter() - started) * 1000)
@@ -764,8 +766,8 @@ def _tables(results: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
         for variant, served in model["served"].items():
             end_to_end = served["end_to_end_ms"]["p50"]
             offline = 1000 / bare[served_base(variant)]["mean_ms"]
-            # The baseline timed in turn with these requests; the bare one where it was not.
-            in_turn = served.get("naive_ms_p50") or naive
+            # The baseline timed in turn with these requests (None when naive is not among the variants).
+            in_turn = served["naive_ms_p50"]
             served_rows.append(
                 {
                     "model": name,
