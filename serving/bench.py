@@ -52,6 +52,7 @@ from typing import Any
 from serving.bench_variants import BARE_VARIANTS, SERVED_VARIANTS, served_base
 from serving.client import HEADER_PREDICTION_MS
 from serving.closed_loop import closed_loop
+from serving.cpu_features import this_cpu
 from serving.peaks import litert_peak_gops, matmul_peak_gflops
 from serving.timing import percentile
 
@@ -533,6 +534,7 @@ def run(args: argparse.Namespace) -> int:
             "arch": platform.machine(),
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
+            "cpu": {"summary": this_cpu().summary(), **this_cpu().as_dict()},
             "load_average": [round(value, 2) for value in os.getloadavg()],
         },
         "peaks_gops": {
@@ -842,6 +844,8 @@ def _print(results: dict[str, Any], tables: dict[str, list[dict[str, Any]]]) -> 
         f"int8 {peaks['int8']:.0f} GOP/s (LiteRT FC); "
         f"load average {results['machine']['load_average']} (shared machine: compare ratios only)"
     )
+    cpu = results["machine"]["cpu"]
+    console.print(f"cpu: {cpu['summary']}")
     titles = {
         "bare": "bare batch-1, variants interleaved in one process",
         "micro_batching": (
@@ -869,6 +873,11 @@ def _print(results: dict[str, Any], tables: dict[str, list[dict[str, Any]]]) -> 
         "targets: int8/fp32 LiteRT ≤ 0.45 (MobileNet), ≤ 0.35 (VGG19); naive/e2e ≥ 8 (MobileNet); "
         "16 connections ≥ 0.8 × offline batch-1; 0 errors at 64"
     )
+    if not cpu["int8_dot"]:
+        console.print(
+            "this CPU has no int8 dot-product instructions (AVX512-VNNI, AVX-VNNI, AMX, Arm dot product): "
+            "int8 is not expected to beat fp32 here"
+        )
 
 
 def _cell(column: str, value: Any) -> str:

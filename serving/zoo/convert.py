@@ -243,7 +243,10 @@ def register(model_subparsers: argparse._SubParsersAction) -> None:
             "needed; when no mix meets the guard, "
             "nothing is written and the command fails. --quantize dynamic (int8 weights, float activations) "
             "is kept because it is faster than fp32 for large convolutional models (VGG19, about 4x) though "
-            "not faster than int8 there, and it is slower than fp32 for MobileNet: prefer int8."
+            "not faster than int8 there, and it is slower than fp32 for MobileNet: prefer int8. "
+            "int8 is timed against fp32 on this CPU, which the report records; it pays only on CPUs with "
+            "int8 dot products (AVX512-VNNI, AVX-VNNI, AMX, Arm's dot product), and a note says so when it "
+            "did not pay here."
         ),
     )
     parser.add_argument("model_dir", type=Path, metavar="DIR", help="model directory (SavedModel)")
@@ -397,5 +400,8 @@ def _run_int8(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         raise CliError(f"quantizing {str(source)!r} failed: {exc}") from exc
     print(report.summary())
+    note = report.speed_note()
+    if note is not None:
+        print(f"note: {note}")
     print(f"report: {report_path(args.out or source / INT8_TFLITE_FILENAME)}")
     return 0

@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from serving.cpu_features import this_cpu
 from serving.metadata import ModelMetadata
 
 __all__ = [
@@ -64,6 +65,8 @@ DEFAULT_CALIBRATION_SAMPLES = 100
 DEFAULT_CHECK_SAMPLES = 1000
 #: Calibration photos the quantization debugger runs to rank the layers.
 DEBUG_SAMPLES = 16
+#: int8 ÷ fp32 time above which the conversion says int8 does not pay on this CPU.
+PAYS_BELOW = 0.9
 #: Seed offset of the held-out synthetic photos: never the calibration ones.
 _CHECK_SEED_OFFSET = 1_000_003
 #: Image file suffixes read from a calibration or check folder.
@@ -182,6 +185,8 @@ class QuantizationReport:
     int8_ms: float
     fp32_ms: float
     speed_ratio: float
+    #: The CPU the times were taken on (``serving.cpu_features``): int8 pays only with int8 dot products.
+    cpu: dict[str, Any] = field(default_factory=dict)
     passed: bool = True
     convert_seconds: float
     created: str
@@ -201,6 +206,18 @@ class QuantizationReport:
             f"referable {round(self.referable_agreement * n)}/{n}, "
             f"max |Δp| {self.max_abs_diff:.3g}; {self.int8_ms:.2f} ms vs fp32 {self.fp32_ms:.2f} ms "
             f"({self.speed_ratio:.2f}×)"
+        )
+
+    def speed_note(self) -> str | None:
+        """A sentence when int8 is not clearly faster than fp32 on the CPU it was timed on, else ``None``."""
+        if self.speed_ratio <= PAYS_BELOW:
+            return None
+        dot = ", ".join(self.cpu.get("int8_dot", ())) or "none"
+        return (
+            f"int8 is {self.speed_ratio:.2f}× fp32's time on this CPU ({self.cpu.get('brand', 'unknown')}, "
+            f"{self.cpu.get('vector') or 'unknown vector unit'}, int8 dot product: {dot}): it saves memory "
+            f"({self.tflite_bytes / 1e6:.1f} vs {self.fp32_tflite_bytes / 1e6:.1f} MB) but not time here; it "
+            "pays on CPUs with AVX512-VNNI, AVX-VNNI, AMX or Arm's dot product (every Graviton)."
         )
 
 
@@ -517,6 +534,7 @@ def quantize_int8(
             int8_ms=round(int8_ms, 3),
             fp32_ms=round(fp32_ms, 3),
             speed_ratio=round(int8_ms / fp32_ms, 3),
+            cpu=this_cpu().as_dict(),
             convert_seconds=round(time.perf_counter() - started, 1),
             created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             tensorflow_version=str(tf.__version__),

@@ -19,6 +19,7 @@ from serving.bench import (
     percentile,
     served_base,
 )
+from serving.cpu_features import this_cpu
 
 
 def test_percentile_interpolates() -> None:
@@ -113,6 +114,11 @@ def test_a_short_run_measures_every_variant_bare_served_and_under_load(
     results = json.loads(out.read_text())
     assert results["requests"] == 3 and results["gradability"] == "flag"
     assert set(results["peaks_gops"]) >= {"fp32", "int8", "tensorflow_matmul_fp32", "litert_fc_int8"}
+    # The ratios are recorded with the CPU they were measured on; one without int8 dot products is named.
+    cpu = this_cpu()
+    assert results["machine"]["cpu"] == {"summary": cpu.summary(), **cpu.as_dict()}
+    assert f"cpu: {cpu.summary()}" in printed
+    assert ("no int8 dot-product instructions" in printed) == (not cpu.int8_dot)
     mobilenet = results["models"]["mobilenet"]
     assert mobilenet["gflops_per_image"] == pytest.approx(1.14)
     # bf16 is timed only where it is bf16: on a CPU without AMX oneDNN keeps fp32 math, and the bench says so.

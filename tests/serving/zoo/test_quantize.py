@@ -11,12 +11,15 @@ import pytest
 
 from dr_cli.main import main
 from serving.backends.litert import LiteRTBackend
+from serving.cpu_features import this_cpu
 from serving.imaging import decode_image
 from serving.limits import Limits
 from serving.metadata import ModelMetadata
 from serving.preprocess import preprocess_image
 from serving.zoo.quantize import (
+    PAYS_BELOW,
     Guard,
+    QuantizationReport,
     _counts_to_try,
     _debugger,
     _layers,
@@ -158,6 +161,9 @@ def test_int8_from_user_photos_meets_the_guard_and_is_recorded(
     )
     assert report["int8_ms"] > 0 and report["fp32_ms"] > 0
     assert report["speed_ratio"] == pytest.approx(report["int8_ms"] / report["fp32_ms"], rel=0.01)
+    # The times are recorded with the CPU they were taken on, and a ratio that does not pay is said so.
+    assert report["cpu"] == this_cpu().as_dict()
+    assert ("note: int8 is" in printed) == (report["speed_ratio"] > PAYS_BELOW)
     assert tflite.stat().st_size == report["tflite_bytes"] < 0.5 * report["fp32_tflite_bytes"]
     backend = LiteRTBackend(tflite, metadata=ModelMetadata.load(model_copy))
     assert backend.precision == "int8"
@@ -167,6 +173,26 @@ def test_int8_from_user_photos_meets_the_guard_and_is_recorded(
     )
     assert out.shape == (3, 5) and out.dtype == np.float32
     np.testing.assert_allclose(out.sum(axis=1), 1.0, atol=0.02)
+
+
+def _report(speed_ratio: float, cpu: dict[str, object]) -> QuantizationReport:
+    return QuantizationReport(
+        **dict(tflite="model.int8.tflite", source="m", calibration="c", calibration_samples=1, check="k"),
+        **dict(check_samples=1, guard={}, grade_agreement=1.0, referable_agreement=1.0, max_abs_diff=0.0),
+        **dict(tflite_bytes=4_100_000, fp32_tflite_bytes=13_400_000, int8_ms=8.0 * speed_ratio, fp32_ms=8.0),
+        **dict(speed_ratio=speed_ratio, cpu=cpu, convert_seconds=1.0, created="now", tensorflow_version="2"),
+    )
+
+
+def test_the_speed_note_names_the_cpu_when_int8_does_not_pay() -> None:
+    zen3 = {"brand": "AMD EPYC", "vector": "AVX2", "int8_dot": []}
+    note = _report(0.93, zen3).speed_note()
+    assert note is not None
+    assert "0.93× fp32's time" in note and "AMD EPYC, AVX2, int8 dot product: none" in note
+    assert "4.1 vs 13.4 MB" in note and "AVX512-VNNI" in note
+    zen4 = {"brand": "AMD EPYC", "vector": "AVX-512", "int8_dot": ["AVX512-VNNI"]}
+    assert _report(0.41, zen4).speed_note() is None
+    assert _report(PAYS_BELOW, zen3).speed_note() is None
 
 
 def test_no_mix_meeting_the_guard_is_refused_in_one_sentence(
