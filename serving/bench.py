@@ -9,7 +9,8 @@ For each model (``MODEL_ROOT/<name>``; built when missing, its ``model.tflite`` 
   its weights do not change the time); ``tf-fp32`` — the SavedModel signature; ``tf-bf16`` — the same with
   oneDNN's bfloat16 math mode, in a child process (a process-wide setting); ``litert-fp32`` and
   ``litert-int8`` — the LiteRT files with XNNPACK; each as p50, ratio to ``naive`` and share of the machine's
-  measured peak (fp32 variants against the fp32 peak, int8 against the int8 peak). Batch 8 is timed too:
+  measured peak (fp32 variants against the fp32 peak, int8 against the int8 peak), and the process's CPU
+  time per call (all threads: how many cores a call keeps busy). Batch 8 is timed too:
   its per-image gain over batch 1 bounds what micro-batching could win under load;
 - **served**: the real server (``PredictorProcess`` on 127.0.0.1) for ``tf-fp32``, ``tf-bf16``,
   ``litert-fp32`` and ``litert-int8``: sequential client end-to-end p50 over the V1 raw-bytes route on one
@@ -17,7 +18,9 @@ For each model (``MODEL_ROOT/<name>``; built when missing, its ``model.tflite`` 
   ``naive``, called in this process in blocks in turn with the requests' (as the bare variants are: the
   machine's load moves between the bare measurement and the server's);
 - **load**: closed-loop throughput at 1, 4, 16, 64 connections (req/s, p50, p99, errors) against the offline
-  batch-1 throughput of the same backend (1000 / its bare mean ms);
+  batch-1 throughput of the same backend (1000 / its bare mean ms), with the server's CPU per answer and the
+  model call's share of it (bare CPU per call ÷ server CPU per answer): when offline calls keep every CPU
+  busy, as LiteRT's do, the share is a ceiling on the served ÷ offline ratio;
 - **micro-batching**: in-process callers at 1, 16, 64 at once, served by one inference thread (as the server
   does) or by ``serving.micro_batch.MicroBatcher`` (batches of up to 8, no added wait), the two in turn over
   three rounds, and whether it meets the issue's rule for wiring it (``micro_batching_pays``);
@@ -149,6 +152,8 @@ class _Variant:
     backend: Any = None
     #: One preprocessed image, ``[1, H, W, 3]``.
     image: Any = None
+    #: Whether the calls run in this process, so that its CPU time is theirs (``tf-bf16`` runs in a child).
+    in_process: bool = True
 
 
 def _naive(arch: str, input_size: int, workdir: Path) -> Any:
@@ -249,7 +254,11 @@ def _variants(
                 continue
             made.append(
                 _Variant(
-                    name=name, precision="bf16", one=lambda c=call: c("one"), many=lambda c=call: c("many")
+                    name=name,
+                    precision="bf16",
+                    one=lambda c=call: c("one"),
+                    many=lambda c=call: c("many"),
+                    in_process=False,
                 )
             )
             continue
@@ -277,12 +286,13 @@ def _variants(
 def _interleaved(
     variants: list[_Variant], *, requests: int, warmup: int
 ) -> dict[str, dict[str, list[float]]]:
-    """Batch-1 and batch-N times (ms) of every variant, called in turn, round after round."""
+    """Batch-1 and batch-N times (ms) of every variant, called in turn, round after round, and the process's
+    CPU time (ms, all threads) of each batch-1 call of the variants that run in this process."""
     for variant in variants:
         for _ in range(warmup):
             variant.one()
         variant.many()
-    times: dict[str, dict[str, list[float]]] = {v.name: {"one": [], "many": []} for v in variants}
+    times: dict[str, dict[str, list[float]]] = {v.name: {"one": [], "many": [], "cpu": []} for v in variants}
     rounds = max(3, requests // 5)
     per_round = max(1, requests // rounds)
     gc.collect()
@@ -291,9 +301,11 @@ def _interleaved(
         for round_index in range(rounds):
             for variant in variants:
                 for _ in range(per_round):
-                    started = time.perf_counter()
+                    cpu_started, started = time.process_time(), time.perf_counter()
                     variant.one()
                     times[variant.name]["one"].append((time.perf_counter() - started) * 1000)
+                    if variant.in_process:
+                        times[variant.name]["cpu"].append((time.process_time() - cpu_started) * 1000)
                 if round_index % 2 == 0:
                     started = time.perf_counter()
                     variant.many()
@@ -665,13 +677,15 @@ def _bench_model(
             child.stdout.close()
     bare: dict[str, Any] = {}
     for variant in made:
-        one, many = times[variant.name]["one"], times[variant.name]["many"]
+        one, many, cpu = (times[variant.name][key] for key in ("one", "many", "cpu"))
         p50 = percentile(one, 50)
         bare[variant.name] = {
             "precision": variant.precision,
             "p50_ms": round(p50, 3),
             "p95_ms": round(percentile(one, 95), 3),
             "mean_ms": round(statistics.fmean(one), 3),
+            # CPU time of a batch-1 call, all threads (how many cores it keeps busy: cpu ÷ time).
+            "cpu_ms_per_call": round(statistics.fmean(cpu), 3) if cpu else None,
             "share_of_peak": round(gflops / (p50 / 1000) / peaks[variant.precision], 4),
             f"batch{_MICRO_BATCH}_ms_per_image": round(statistics.median(many) / _MICRO_BATCH, 3),
         }
@@ -758,6 +772,7 @@ def _tables(results: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
                     "over_litert_fp32": _ratio(figures["p50_ms"], fp32_lite),
                     "share_of_peak": figures["share_of_peak"],
                     "peak": figures["precision"],
+                    "cpu_ms": figures.get("cpu_ms_per_call"),
                     f"batch{_MICRO_BATCH}_gain": _ratio(
                         figures["p50_ms"], figures[f"batch{_MICRO_BATCH}_ms_per_image"]
                     ),
@@ -768,6 +783,7 @@ def _tables(results: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
         for variant, served in model["served"].items():
             end_to_end = served["end_to_end_ms"]["p50"]
             offline = 1000 / bare[served_base(variant)]["mean_ms"]
+            model_cpu = bare[served_base(variant)].get("cpu_ms_per_call")
             # The baseline timed in turn with these requests (None when naive is not among the variants).
             in_turn = served["naive_ms_p50"]
             served_rows.append(
@@ -795,6 +811,9 @@ def _tables(results: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
                         "offline_batch1_per_s": round(offline, 2),
                         "over_offline": _ratio(row["per_second"], offline),
                         "server_cpu_ms": row.get("server_cpu_ms_per_request"),
+                        # The model call's share of the server's CPU per answer: when offline calls keep
+                        # every CPU busy, over_offline cannot exceed it.
+                        "model_cpu_share": _ratio(model_cpu, row.get("server_cpu_ms_per_request")),
                         "decode_ms": row.get("decode_ms"),
                         "queue_ms": row.get("queue_ms"),
                         "prediction_ms": row.get("prediction_ms"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -132,6 +133,13 @@ def test_a_short_run_measures_every_variant_bare_served_and_under_load(
     else:
         assert mobilenet["bare"]["tf-bf16"]["precision"] == "bf16"
     assert all(figures["p50_ms"] > 0 for figures in mobilenet["bare"].values())
+    # CPU per call is the process's (all threads), for the variants that run in it; tf-bf16 runs in a child.
+    for variant, figures in mobilenet["bare"].items():
+        if variant == "tf-bf16":
+            assert figures["cpu_ms_per_call"] is None
+        else:
+            # A call's threads cannot burn more than every CPU for its whole duration (with slack for timing).
+            assert 0 < figures["cpu_ms_per_call"] < 1.5 * (os.cpu_count() or 1) * figures["mean_ms"]
     assert set(mobilenet["micro_batching"]) == {"tf-fp32", "litert-fp32", "litert-int8"}
     for rows in mobilenet["micro_batching"].values():
         assert [row["callers"] for row in rows] == [1, 16, 64]
@@ -160,6 +168,10 @@ def test_a_short_run_measures_every_variant_bare_served_and_under_load(
         rows = list(csv.DictReader(handle))
     assert len(rows) == 2 * len(mobilenet["served"])
     assert {"per_second", "over_offline", "errors"} <= set(rows[0])
+    for row in rows:
+        model_cpu = mobilenet["bare"][served_base(row["variant"])]["cpu_ms_per_call"]
+        expected = model_cpu / float(row["server_cpu_ms"])
+        assert float(row["model_cpu_share"]) == pytest.approx(expected, abs=1e-3)
     with out.with_name("bench-served_batching.csv").open() as handle:
         batching = list(csv.DictReader(handle))
     assert [(row["variant"], row["connections"]) for row in batching] == [
