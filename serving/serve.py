@@ -8,7 +8,7 @@ import os
 import signal
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,18 +112,14 @@ class ServeConfig:
         except ValueError as exc:
             raise ConfigError(str(exc), code=1) from exc
         name = args.model_name or (declared.name if declared is not None else model_dir.resolve().name)
-        precision = getattr(args, "precision", None) or env.get("DR_PRECISION", "").strip() or "fp32"
-        if precision not in PRECISIONS:
-            raise ConfigError(f"Expected DR_PRECISION to be one of {list(PRECISIONS)!r}, got {precision!r}.")
+        precision = _choice(getattr(args, "precision", None), env, "DR_PRECISION", PRECISIONS, "fp32")
         try:
             gradability = policy_from_env(getattr(args, "gradability", None), env)
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
         micro_batch = _number(getattr(args, "micro_batch", None), env, "DR_MICRO_BATCH", 0, 256, integer=True)
         wait_ms = _number(getattr(args, "micro_batch_wait_ms", None), env, "DR_MICRO_BATCH_WAIT_MS", 0, 1000)
-        request_log = getattr(args, "request_log", None) or env.get(REQUEST_LOG_ENV, "").strip() or "on"
-        if request_log not in ("on", "off"):
-            raise ConfigError(f"Expected {REQUEST_LOG_ENV} to be 'on' or 'off', got {request_log!r}.")
+        request_log = _choice(getattr(args, "request_log", None), env, REQUEST_LOG_ENV, ("on", "off"), "on")
         return cls(
             model_dir=model_dir,
             gradability=gradability,
@@ -143,6 +139,16 @@ class ServeConfig:
             enable_latency_logging=getattr(args, "enable_latency_logging", False) and request_log == "on",
             request_log=request_log == "on",
         )
+
+
+def _choice(
+    flag: str | None, env: Mapping[str, str], variable: str, choices: Sequence[str], default: str
+) -> str:
+    """A flag over ``$variable`` over ``default``; ``ConfigError`` unless one of ``choices``."""
+    value = flag or env.get(variable, "").strip() or default
+    if value not in choices:
+        raise ConfigError(f"Expected {variable} to be one of {list(choices)!r}, got {value!r}.")
+    return value
 
 
 def _number(

@@ -99,5 +99,7 @@ def test_request_logs_come_from_the_flag_then_the_environment_and_are_on_by_defa
     assert off.request_log is False and off.enable_latency_logging is False
     flagged = ServeConfig.from_args(_args(*model_dir, "--request-log", "on"), {"DR_REQUEST_LOG": "off"})
     assert flagged.request_log is True
-    with pytest.raises(ConfigError, match="Expected DR_REQUEST_LOG to be 'on' or 'off', got 'quiet'"):
+    with pytest.raises(
+        ConfigError, match=r"Expected DR_REQUEST_LOG to be one of \['on', 'off'\], got 'quiet'"
+    ):
         ServeConfig.from_args(_args(*model_dir), {"DR_REQUEST_LOG": "quiet"})
