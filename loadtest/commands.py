@@ -25,6 +25,8 @@ __all__ = ["register"]
 
 
 def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    from serving.backends import BACKEND_KINDS, PRECISIONS
+
     where = parser.add_argument_group("targets (one of)")
     choice = where.add_mutually_exclusive_group()
     choice.add_argument(
@@ -82,6 +84,20 @@ def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="MB/S",
         help="--runtime docker: bandwidth at which a cold start's absent image pull is estimated "
         "(default 50)",
+    )
+    where.add_argument(
+        "--backend",
+        choices=BACKEND_KINDS,
+        default="auto",
+        help="--local processes: inference backend of the predictors (auto: the SavedModel where TensorFlow "
+        "is installed; litert serves model.tflite, as the chart's default lite image does)",
+    )
+    where.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="fp32",
+        help="--local: the predictors' arithmetic (int8: model.int8.tflite with LiteRT; bf16: the SavedModel "
+        "in oneDNN's bfloat16 mode)",
     )
     where.add_argument("--model", default="mobilenet", help="model name served at --url")
     sending = parser.add_argument_group("requests")
@@ -212,6 +228,13 @@ def register(subparsers: Any) -> None:
     demo.add_argument("--interval", type=float, default=0.2, help="seconds between requests (published: 5)")
     demo.add_argument("--out", default="runs", help="folder for run folders")
     demo.add_argument(
+        "--backend",
+        choices=("litert", "savedmodel", "auto"),
+        default="litert",
+        help="litert: model.tflite (converted when missing), as the chart's default lite image serves; "
+        "savedmodel: TensorFlow, as the full image serves",
+    )
+    demo.add_argument(
         "--no-prometheus", dest="prometheus", action="store_false", help="skip the local Prometheus"
     )
     demo.set_defaults(func=_demo_command)
@@ -329,4 +352,5 @@ def _demo_command(options: argparse.Namespace) -> int:
         interval=options.interval,
         out=Path(options.out),
         prometheus=options.prometheus,
+        backend=options.backend,
     )

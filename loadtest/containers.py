@@ -326,6 +326,7 @@ class ContainerFleet:
         log_dir: str | Path | None = None,
         default_profile: str = "2Gi",
         pull_mb_per_s: float = DEFAULT_PULL_MB_PER_S,
+        precision: str = "fp32",
     ) -> None:
         from dr_image import images as image_tools
 
@@ -336,6 +337,7 @@ class ContainerFleet:
         self.ready_timeout = ready_timeout
         self.log_dir = Path(log_dir) if log_dir is not None else None
         self.pull_mb_per_s = pull_mb_per_s
+        self.precision = precision
         self.run_id = uuid.uuid4().hex[:8]
         self.containers: dict[str, LabContainer] = {}
         self.failed: list[LabContainer] = []
@@ -349,7 +351,9 @@ class ContainerFleet:
             for model, path in self.models.items():
                 chosen = flavour
                 if chosen == "auto":
-                    chosen = "lite" if (path / "model.tflite").is_file() else "full"
+                    # int8 runs in LiteRT only, bfloat16 in TensorFlow only (serving.backends.choose_kind).
+                    lite = (path / "model.tflite").is_file()
+                    chosen = {"int8": "lite", "bf16": "full"}.get(precision, "lite" if lite else "full")
                 if pool.arch != image_tools.host_arch() and chosen != "lite":
                     raise ValueError(
                         f"Pool {pool.name!r} runs the arm64 lite image only; {model!r} has no model.tflite "
@@ -394,9 +398,8 @@ class ContainerFleet:
         if problem:
             raise DockerUnavailable(problem)
 
-    def _create(self, pool: EmulatedPool, model: str, container: LabContainer) -> None:
-        from dr_image.containers import Container
-
+    def container_env(self, pool: EmulatedPool, model: str, container: LabContainer) -> dict[str, str]:
+        """The predictor's environment in ``container``: the pool's labels, its threads, the precision."""
         env = pool.env(model=model)
         env.pop("OMP_NUM_THREADS", None)
         threads = str(max(1, round(container.cpus)))
@@ -406,14 +409,20 @@ class ContainerFleet:
             TF_NUM_INTRAOP_THREADS=threads,
             DR_NODE_NAME="docker-host",
             DR_POD_NAME=container.name,
+            DR_PRECISION=self.precision,
         )
+        return env
+
+    def _create(self, pool: EmulatedPool, model: str, container: LabContainer) -> None:
+        from dr_image.containers import Container
+
         chart = Container(
             image=container.image,
             flavour=container.flavour,
             arch=container.arch,
             model_name=model,
             model_mount=self.models[model],
-            env=env,
+            env=self.container_env(pool, model, container),
             profile={
                 "memory": str(container.memory_limit),
                 "cpus": f"{container.cpus:g}",

@@ -1,6 +1,8 @@
 """``dr-serving demo`` (``make run``): build or reuse the default model, serve it on 127.0.0.1, run the
 published warm-up (1 discarded + 25 requests) with synthetic fundus images, and print prediction time vs
-total latency. Without Debian's ``prometheus`` binary it runs without Prometheus and says how to add it."""
+total latency. It serves with LiteRT by default, as the chart's default (lite) image does, converting
+``model.tflite`` when it is missing. Without Debian's ``prometheus`` binary it runs without Prometheus and
+says how to add it."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import os
 import shutil
 from pathlib import Path
 
+from rich.console import Console
 from rich.table import Table
 
 from loadtest.launch import run_campaign_process
@@ -59,8 +62,9 @@ def run_demo(
     interval: float,
     out: Path,
     prometheus: bool,
+    backend: str = "litert",
 ) -> int:
-    """Run the demo end to end; returns the exit code."""
+    """Run the demo end to end; returns the exit code (1 when the model cannot be served by ``backend``)."""
     console = make_console(soft_wrap=True)
     console.print(
         f">> model: building or reusing mobilenet in {model_dir} (synthetic training: "
@@ -77,6 +81,8 @@ def run_demo(
         seed=seed,
         verbose=1,
     )
+    if not _ready_for(backend, model_dir, console):
+        return 1
     from loadtest.emulation import DEFAULT_POOLS
 
     if (
@@ -92,7 +98,9 @@ def run_demo(
 
     spec = CampaignSpec(
         scenario=WarmUpOptions(requests=requests, interval=interval),
-        targets=LocalTargets(models={"mobilenet": model_dir}, pools=(next(iter(DEFAULT_POOLS)),)),
+        targets=LocalTargets(
+            models={"mobilenet": model_dir}, pools=(next(iter(DEFAULT_POOLS)),), backend=backend
+        ),
         seed=seed,
         out=out,
         prometheus=PrometheusSpec(start=prometheus),
@@ -106,3 +114,32 @@ def run_demo(
     console.print(demo_table(RunSummary.read(run_dir / "summary.json")))
     console.print(f"Run folder: {run_dir}  (report: {run_dir / 'report.html'})", highlight=False)
     return 0
+
+
+def _ready_for(backend: str, model_dir: Path, console: Console) -> bool:
+    """Convert ``model.tflite`` when ``backend`` serves LiteRT and it is missing; say what will serve."""
+    from serving.backends import choose_kind
+    from serving.backends.litert import TFLITE_FILENAME
+
+    kind = choose_kind(model_dir, kind=backend)
+    tflite = model_dir / TFLITE_FILENAME
+    if kind == "litert" and not tflite.is_file():
+        from serving.zoo.convert import AgreementError, convert_model
+
+        console.print(f">> converting {model_dir} to {TFLITE_FILENAME} (LiteRT)", highlight=False)
+        try:
+            convert_model(model_dir)
+        except AgreementError as exc:
+            console.print(
+                f"Error: {exc} Serve the SavedModel instead: --backend savedmodel "
+                "(make run RUN_BACKEND=savedmodel).",
+                highlight=False,
+            )
+            return False
+    what = (
+        f"LiteRT ({TFLITE_FILENAME}), as the chart's default lite image does"
+        if kind == "litert"
+        else "the SavedModel with TensorFlow, as the chart's full image does"
+    )
+    console.print(f">> serving with {what}", highlight=False)
+    return True

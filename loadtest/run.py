@@ -66,10 +66,11 @@ def run_campaign(spec: CampaignSpec) -> Path:
                     flavour=local.flavour,
                     log_dir=run_dir,
                     pull_mb_per_s=local.pull_mb_per_s,
+                    precision=local.precision,
                 )
                 environment_label = ENVIRONMENT.removesuffix(")") + ", docker containers)"
             else:
-                fleet = LocalFleet(dict(models), pools, log_dir=run_dir)
+                fleet = LocalFleet(dict(models), pools, log_dir=run_dir, extra_args=local.serve_args())
                 environment_label = ENVIRONMENT
     prometheus = None
     campaign = None
@@ -99,6 +100,9 @@ def run_campaign(spec: CampaignSpec) -> Path:
         campaign.settings["seed"] = spec.seed
         if fleet is not None:
             campaign.settings["runtime"] = fleet.runtime
+        if isinstance(spec.targets, LocalTargets):
+            campaign.settings["backend"] = spec.targets.backend
+            campaign.settings["precision"] = spec.targets.precision
         exporter_port = campaign.exporter.serve()
         campaign.say(f"lab exporter: http://127.0.0.1:{exporter_port}/metrics")
         local = environment_label != "cluster"

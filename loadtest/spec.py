@@ -65,6 +65,11 @@ class LocalTargets:
     """Docker runtime: image flavour (``auto``: lite when the model folder has ``model.tflite``)."""
     pull_mb_per_s: float = 50.0
     """Docker runtime: bandwidth of the estimated image pull of a cold start (MB/s)."""
+    backend: Literal["auto", "savedmodel", "litert"] = "auto"
+    """Process runtime: the predictors' ``--backend`` (``auto``: the SavedModel where TensorFlow is installed;
+    containers run their image's backend, chosen with ``flavour``)."""
+    precision: Literal["fp32", "int8", "bf16"] = "fp32"
+    """The predictors' ``--precision`` (containers: ``DR_PRECISION``)."""
 
     def check(self) -> None:
         """Known pools for the runtime, valid memory sizes and existing model folders."""
@@ -92,6 +97,42 @@ class LocalTargets:
                     f"Model directory {str(path)!r} does not exist; build one with "
                     f"'dr-serving model build --arch mobilenet --out {path}' or pass --model-dir."
                 )
+        self._check_backend()
+
+    def _check_backend(self) -> None:
+        """The backend and precision can serve every model (what ``serve`` would refuse at start)."""
+        from serving.backends import choose_kind, tflite_filename
+
+        if self.runtime == "docker":
+            if self.backend != "auto":
+                raise UsageError(
+                    f"--backend {self.backend} applies to predictor processes; a container serves its "
+                    "image's backend: choose it with --image-flavour lite (LiteRT) or full (TensorFlow)."
+                )
+            if self.precision != "fp32" and self.flavour != "auto":
+                wanted = "full" if self.precision == "bf16" else "lite"
+                if self.flavour != wanted:
+                    raise UsageError(
+                        f"--precision {self.precision} runs in the {wanted} image, not --image-flavour "
+                        f"{self.flavour}."
+                    )
+            return
+        for name, path in self.models.items():
+            try:
+                kind = choose_kind(path, kind=self.backend, precision=self.precision)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from exc
+            needed = tflite_filename(self.precision)
+            if kind == "litert" and not (path / needed).is_file():
+                how = "--quantize int8 " if self.precision == "int8" else ""
+                raise UsageError(
+                    f"Model {name!r} has no {needed} for --backend litert --precision {self.precision}; "
+                    f"make it with: dr-serving model convert {how}{path}"
+                )
+
+    def serve_args(self) -> tuple[str, ...]:
+        """The flags every local predictor process gets (``dr-serving serve``)."""
+        return ("--backend", self.backend, "--precision", self.precision)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -225,6 +266,8 @@ class CampaignSpec:
                 image_suffix=ns.image_suffix,
                 flavour=ns.image_flavour,
                 pull_mb_per_s=ns.pull_bandwidth,
+                backend=ns.backend,
+                precision=ns.precision,
             )
         return cls(
             scenario=options_from_dict(ns.scenario, vars(ns)),

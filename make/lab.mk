@@ -16,13 +16,17 @@ PROMETHEUS_URL ?=
 RUN_INTERVAL ?= 0.2
 # Warm-up requests of `make run` after the discarded one (published: 25).
 RUN_REQUESTS ?= 25
+# Backend `make run` serves with: litert (model.tflite, converted when missing: what the chart's default lite
+# image serves) or savedmodel (TensorFlow, the full image).
+RUN_BACKEND ?= litert
 
 LAB_PROMETHEUS = $(if $(PROMETHEUS_URL),--prometheus-url $(PROMETHEUS_URL))
 
 .PHONY: run
-run: setup ## Build (or reuse) the default model, serve it on 127.0.0.1, run the published warm-up, print and report.
+run: setup ## Build (or reuse) the default model, serve it with LiteRT on 127.0.0.1, run the published warm-up, print and report.
 	@$(DR) demo --model-dir $(MODEL_DIR) --train-synthetic $(MOBILENET_TRAIN_IMAGES) --epochs $(MODEL_EPOCHS) \
-	  --seed $(MODEL_SEED) --requests $(RUN_REQUESTS) --interval $(RUN_INTERVAL) --out $(RUNS_DIR)
+	  --seed $(MODEL_SEED) --requests $(RUN_REQUESTS) --interval $(RUN_INTERVAL) --out $(RUNS_DIR) \
+	  --backend $(RUN_BACKEND)
 
 # 1: run the campaign inside the cluster, on the chart's load-test master and workers (loadtest.enabled), then copy
 # the run folder out with `dr-serving lab collect`; empty: run Locust here against the deployment's endpoints.

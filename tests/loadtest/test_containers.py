@@ -78,6 +78,18 @@ def test_fleet_plans_flavour_profile_and_cpus(tmp_path: Path) -> None:
     assert fleet.images == sorted({c.image for c in planned.values()})
 
 
+@pytest.mark.parametrize(("precision", "flavour"), [("int8", "lite"), ("bf16", "full"), ("fp32", "full")])
+def test_precision_picks_the_image_that_runs_it_and_reaches_the_predictor(
+    tmp_path: Path, precision: str, flavour: str
+) -> None:
+    pool = DEFAULT_POOLS[default_pool_names()[0]]
+    fleet = ContainerFleet({"m": tmp_path}, [pool], precision=precision)  # no model.tflite
+    _, model, container = fleet._planned[0]
+    assert container.flavour == flavour
+    env = fleet.container_env(pool, model, container)
+    assert env["DR_PRECISION"] == precision and env["DR_POOL"] == pool.name
+
+
 @pytest.mark.skipif(ARM64_EMULATED not in ALL_POOLS, reason="an arm64 host has no emulated pool")
 def test_arm64_emulated_pool_runs_lite_only_and_is_priced_as_nothing(tmp_path: Path) -> None:
     full = tmp_path / "full"

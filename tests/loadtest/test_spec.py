@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -170,6 +171,42 @@ def test_check_rejects_what_cannot_work(tmp_path: Path) -> None:
             targets=UrlTarget(url="http://x:1"),
             generator=GeneratorSpec(external=True),
         ).check()
+
+
+def test_backend_and_precision_flags_become_the_predictors_flags() -> None:
+    spec = _spec("warm-up", "--backend", "litert", "--precision", "int8")
+    assert spec.targets == LocalTargets(backend="litert", precision="int8")
+    assert spec.targets.serve_args() == ("--backend", "litert", "--precision", "int8")
+    assert LocalTargets().serve_args() == ("--backend", "auto", "--precision", "fp32")
+    assert CampaignSpec.from_json(spec.to_json()) == spec
+
+
+def test_check_names_what_a_backend_and_precision_need(tmp_path: Path) -> None:
+    (tmp_path / "saved_model.pb").write_bytes(b"")
+
+    def check(**fields: Any) -> None:
+        CampaignSpec(scenario=WarmUpOptions(), targets=LocalTargets(models={"m": tmp_path}, **fields)).check()
+
+    with pytest.raises(UsageError, match=r"no model\.tflite .*: dr-serving model convert /"):
+        check(backend="litert")
+    with pytest.raises(
+        UsageError, match=r"no model\.int8\.tflite .*: dr-serving model convert --quantize int8 /"
+    ):
+        check(precision="int8")
+    with pytest.raises(UsageError, match="'litert' or 'auto' for precision 'int8'"):
+        check(backend="savedmodel", precision="int8")
+    with pytest.raises(UsageError, match="'savedmodel' or 'auto' for precision 'bf16'"):
+        check(backend="litert", precision="bf16")
+    with pytest.raises(UsageError, match=r"--image-flavour lite \(LiteRT\) or full"):
+        check(backend="litert", runtime="docker")
+    with pytest.raises(UsageError, match="--precision int8 runs in the lite image, not --image-flavour full"):
+        check(precision="int8", runtime="docker", flavour="full")
+    check(backend="savedmodel", precision="bf16")
+    check(precision="int8", runtime="docker")
+    (tmp_path / "model.tflite").write_bytes(b"x")
+    check(backend="litert")
+    (tmp_path / "model.int8.tflite").write_bytes(b"x")
+    check(precision="int8")
 
 
 def test_workers_flag() -> None:

@@ -44,7 +44,15 @@ def test_summary_describes_the_run(warm_up_run: Path) -> None:
     assert (
         settings.pop("generator")["kind"] == "local-process"
     )  # the load generator the run was measured with
-    assert settings == {"seed": 0, "runtime": "process", "requests": 6, "interval_s": 0.05, "discard": 1}
+    assert settings == {
+        "seed": 0,
+        "runtime": "process",
+        "backend": "auto",
+        "precision": "fp32",
+        "requests": 6,
+        "interval_s": 0.05,
+        "discard": 1,
+    }
     assert summary["requests"] == 7 * len(DEFAULT_POOLS)
     groups = {g["pool"]: g for g in summary["groups"]}
     assert sorted(groups) == sorted(DEFAULT_POOLS)
