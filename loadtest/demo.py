@@ -71,6 +71,8 @@ def run_demo(
         f"{train_synthetic} images)",
         highlight=False,
     )
+    # TensorFlow's C++ info lines (oneDNN, CPU features, SavedModel reader) would bury the demo's own.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from serving.zoo import build_model
 
     build_model(
