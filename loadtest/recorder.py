@@ -13,6 +13,9 @@ Columns, in order (times in milliseconds unless said otherwise; empty when unkno
     header.
 ``node``
     The node that answered (``X-DR-Node``; empty locally).
+``backend``, ``precision``
+    What answered: ``savedmodel`` or ``litert`` (``X-DR-Backend``) computing in ``fp32``, ``int8`` or ``bf16``
+    (``X-DR-Precision``); empty when the server does not say (failures before an answer, other servers).
 ``protocol``
     ``v1`` (raw image bytes), ``v2`` (BYTES input as JSON), ``v2-binary`` (the binary tensor extension) or
     ``sagemaker`` (``/invocations``).
@@ -69,6 +72,8 @@ COLUMNS = (
     "instance_type",
     "mode",
     "node",
+    "backend",
+    "precision",
     "protocol",
     "phase",
     "users",
@@ -86,6 +91,8 @@ COLUMNS = (
 )
 #: Columns added after the first run folders were written; ``summary.read_requests`` reads files without them.
 OPTIONAL_COLUMNS = (
+    "backend",
+    "precision",
     "active_users",
     "server_body_ms",
     "server_decode_ms",
@@ -125,6 +132,8 @@ def request_row(
         if value == "unknown" and header_labels.get(key):
             value = header_labels[key]
         row[key] = "" if (key == "node" and value == "unknown") else value
+    for key in ("backend", "precision"):
+        row[key] = header_labels.get(key, "")
     phase = context.get("phase", "warm")
     if phase not in PHASES:
         raise ValueError(f"Request phase must be one of {PHASES!r}, got {phase!r}.")

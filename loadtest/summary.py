@@ -62,7 +62,9 @@ def read_requests(path: str | Path) -> list[dict[str, Any]]:
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         found = tuple(reader.fieldnames or ())
-        if found not in (COLUMNS, tuple(c for c in COLUMNS if c not in OPTIONAL_COLUMNS)):
+        # Older files lack some optional columns; the others keep their order.
+        missing = set(COLUMNS) - set(found)
+        if found != tuple(c for c in COLUMNS if c in found) or not missing <= set(OPTIONAL_COLUMNS):
             raise ValueError(
                 f"{str(path)!r} does not have the columns of loadtest/recorder.py, got {reader.fieldnames!r}."
             )
@@ -236,6 +238,10 @@ class GroupStats(Stats):
     """The target's memory profile (serverless pricing), if any."""
     users_max: int = 1
     """The most users this target saw at once (1 for sequential scenarios)."""
+    backend: str = ""
+    """What answered (``X-DR-Backend``), several joined by ``+``; empty when no answer said."""
+    precision: str = ""
+    """What it computed in (``X-DR-Precision``), likewise."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -271,10 +277,17 @@ def group_stats(
                 **labels,
                 memory_profile=profiles.get((labels["model"], labels["pool"])),
                 users_max=users_max.get(labels["target"], 1),
+                backend=_distinct(members, "backend"),
+                precision=_distinct(members, "precision"),
                 **Stats.measure(members),
             )
         )
     return found
+
+
+def _distinct(rows: list[dict[str, Any]], column: str) -> str:
+    """The non-empty values of ``column`` in ``rows``, sorted and joined by ``+``."""
+    return "+".join(sorted({row[column] for row in rows if row[column]}))
 
 
 def _spawning(row: dict[str, Any]) -> bool:

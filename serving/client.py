@@ -39,6 +39,7 @@ __all__ = [
     "HEADER_NODE",
     "HEADER_POOL",
     "HEADER_POSTPROCESS_MS",
+    "HEADER_PRECISION",
     "HEADER_PREDICTION_MS",
     "HEADER_QUEUE_MS",
     "HEADER_SERVER_MS",
@@ -58,6 +59,7 @@ PROTOCOLS: tuple[str, ...] = ("v1", "v2", "v2-binary", "sagemaker")
 
 HEADER_MODEL = "X-DR-Model"
 HEADER_BACKEND = "X-DR-Backend"
+HEADER_PRECISION = "X-DR-Precision"
 HEADER_PREDICTION_MS = "X-DR-Prediction-Ms"
 """The backend call alone, ms (the published ``predictionLatency``)."""
 HEADER_SERVER_MS = "X-DR-Server-Ms"
@@ -96,6 +98,7 @@ LABEL_HEADERS: dict[str, str] = {
     HEADER_NODE: "node",
     HEADER_MODEL: "model",
     HEADER_BACKEND: "backend",
+    HEADER_PRECISION: "precision",
 }
 
 

@@ -39,6 +39,7 @@ from serving.client import (
     HEADER_NODE,
     HEADER_POOL,
     HEADER_POSTPROCESS_MS,
+    HEADER_PRECISION,
     HEADER_PREDICTION_MS,
     HEADER_QUEUE_MS,
     HEADER_SERVER_MS,
@@ -312,6 +313,7 @@ class DRModel(Model):
         headers = {
             HEADER_MODEL: self.name,
             HEADER_BACKEND: self.backend.name if self.backend is not None else "none",
+            HEADER_PRECISION: self.backend.precision if self.backend is not None else "none",
             HEADER_PREDICTION_MS: f"{timings.prediction_ms:.3f}",
             HEADER_SERVER_MS: f"{timings.server_ms:.3f}",
             HEADER_BODY_MS: f"{timings.body_ms:.3f}",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from rich.table import Table as RichTable
 
 from loadtest.report.run import RunData
 from loadtest.report.tables import Table
+from loadtest.summary import GroupStats
 
 __all__ = ["generator_text", "header_items", "make_console", "print_tables", "render_html", "render_markdown"]
 
@@ -44,6 +46,7 @@ def header_items(run: RunData) -> list[tuple[str, str]]:
         ("images", s.images),
         ("settings", str({k: v for k, v in s.settings.items() if k != "generator"})),
         ("targets", ", ".join(f"{t.model}@{t.pool}" for t in s.targets)),
+        *([("served by", served)] if (served := served_by(s.groups)) else []),
         *(
             [("failed targets", failed)]
             if (
@@ -57,6 +60,15 @@ def header_items(run: RunData) -> list[tuple[str, str]]:
         ),
         ("load generator", generator_text(s.settings.get("generator"))),
     ]
+
+
+def served_by(groups: Iterable[GroupStats]) -> str:
+    """Which backend and precision answered each target (``X-DR-Backend``/``-Precision``), once per target."""
+    seen: dict[str, str] = {}
+    for group in groups:
+        if group.backend and group.target not in seen:
+            seen[group.target] = f"{group.target}: {group.backend} {group.precision}".rstrip()
+    return ", ".join(seen.values())
 
 
 def generator_text(generator: dict[str, Any] | None) -> str:

@@ -44,3 +44,5 @@ def test_demo_end_to_end(cli, mobilenet_dir: Path, tmp_path: Path) -> None:
     assert "with backend litert (fp32)" in log.read_text()
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["settings"]["backend"] == "litert" and summary["settings"]["precision"] == "fp32"
+    assert {(g["backend"], g["precision"]) for g in summary["groups"]} == {("litert", "fp32")}
+    assert ": litert fp32" in (run_dir / "report.md").read_text(), "the report's header says what served"

@@ -31,6 +31,8 @@ OK = _response(
         "X-DR-Arch": "arm64",
         "X-DR-Node": "node-a",
         "X-DR-Pool": "other",
+        "X-DR-Backend": "litert",
+        "X-DR-Precision": "int8",
     },
 )
 
@@ -81,6 +83,8 @@ def test_rows_for_success_discarded_and_failure(tmp_path: Path) -> None:
     assert warm["pool"] == "graviton", "the target's own label wins over the header"
     assert warm["arch"] == "arm64", "an 'unknown' target label is filled from X-DR-Arch"
     assert warm["node"] == "node-a"
+    assert (warm["backend"], warm["precision"]) == ("litert", "int8"), "what answered, from X-DR-*"
+    assert (rows[2]["backend"], rows[2]["precision"]) == ("", ""), "no answer, nothing said"
     assert (warm["status"], warm["client_ms"], warm["server_prediction_ms"], warm["server_ms"]) == (
         "200",
         "20.5",

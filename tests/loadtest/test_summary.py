@@ -97,6 +97,33 @@ def test_a_csv_without_the_newer_columns_is_read(tmp_path: Path) -> None:
     path.write_text(",".join(old) + "\n" + ",".join(full[c] for c in old) + "\n")
     (row,) = read_requests(path)
     assert row["client_ms"] == 10.0 and row["server_queue_ms"] is None and row["active_users"] is None
+    # The file before the backend and precision columns (every other optional column present) is read too.
+    before = [c for c in COLUMNS if c not in ("backend", "precision")]
+    path.write_text(",".join(before) + "\n" + ",".join(full[c] for c in before) + "\n")
+    (row,) = read_requests(path)
+    assert row["client_ms"] == 10.0 and row["backend"] == ""
+
+
+def test_columns_out_of_order_or_unknown_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "requests.csv"
+    path.write_text(",".join(reversed(COLUMNS)) + "\n")
+    with pytest.raises(ValueError, match="does not have the columns"):
+        read_requests(path)
+    path.write_text(",".join(c for c in COLUMNS if c != "client_ms") + "\n")
+    with pytest.raises(ValueError, match="does not have the columns"):
+        read_requests(path)
+
+
+def test_groups_say_what_answered(tmp_path: Path) -> None:
+    rows = [
+        {**_row(1.0, 10.0), "backend": "litert", "precision": "int8"},
+        {**_row(2.0, 12.0), "backend": "litert", "precision": "int8"},
+        {**_row(3.0, 11.0), "backend": "savedmodel", "precision": "fp32"},
+    ]
+    (group,) = group_stats(read_requests(_write(tmp_path / "requests.csv", rows)))
+    assert (group.backend, group.precision) == ("litert+savedmodel", "fp32+int8")
+    (silent,) = group_stats(read_requests(_write(tmp_path / "silent.csv", [_row(1.0, 10.0)])))
+    assert (silent.backend, silent.precision) == ("", "")
 
 
 def test_run_summary_round_trips_through_json(tmp_path: Path) -> None:

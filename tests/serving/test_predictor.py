@@ -38,7 +38,7 @@ def test_299_model_serves_without_metadata(savedmodel_299_dir: Path) -> None:
     assert answer["model"] == "published-299" and answer["batch_size"] == 1
     assert len(answer["predictions"][0]["probabilities"]) == 5
     assert headers["X-DR-Model"] == "published-299"
-    assert headers["X-DR-Backend"] == "savedmodel"
+    assert headers["X-DR-Backend"] == "savedmodel" and headers["X-DR-Precision"] == "fp32"
     assert (headers["X-DR-Pool"], headers["X-DR-Arch"], headers["X-DR-Instance-Type"]) == (
         "p1",
         "arm64",
@@ -87,6 +87,7 @@ class _SleepingBackend:
     def __init__(self, backend: object, seconds: float) -> None:
         self._backend, self.seconds = backend, seconds
         self.name = "sleeping"
+        self.precision = backend.precision  # type: ignore[attr-defined]
 
     def predict(self, batch: object) -> object:
         time.sleep(self.seconds)

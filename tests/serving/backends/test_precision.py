@@ -61,13 +61,13 @@ def test_a_missing_int8_file_is_a_clear_load_error(mobilenet_int8_dir: Path, tmp
         load_backend(folder, None, precision="int8")
 
 
-def _served(process: PredictorProcess, jpeg: bytes) -> np.ndarray:
+def _served(process: PredictorProcess, jpeg: bytes, precision: str) -> np.ndarray:
     with httpx.Client(base_url=process.url, timeout=60.0, trust_env=False) as http:
         answer = http.post(
             "/v1/models/mobilenet:predict", content=jpeg, headers={"content-type": "image/jpeg"}
         )
     assert answer.status_code == 200, answer.text
-    assert answer.headers["x-dr-backend"] == "litert"
+    assert (answer.headers["x-dr-backend"], answer.headers["x-dr-precision"]) == ("litert", precision)
     return np.array(answer.json()["predictions"][0]["probabilities"], dtype=np.float32)
 
 
@@ -90,9 +90,13 @@ def test_int8_is_served_over_http_when_asked(mobilenet_int8_dir: Path, tmp_path:
         mobilenet_int8_dir, env={"DR_PRECISION": "int8"}, extra_args=("--backend", "litert")
     )
     default = PredictorProcess(mobilenet_int8_dir, extra_args=("--backend", "litert"))
-    for process, expected in ((by_flag, int8), (by_env, int8), (default, fp32)):
+    for process, expected, precision in (
+        (by_flag, int8, "int8"),
+        (by_env, int8, "int8"),
+        (default, fp32, "fp32"),
+    ):
         with process:
-            np.testing.assert_allclose(_served(process, jpeg), expected, atol=2e-5)
+            np.testing.assert_allclose(_served(process, jpeg, precision), expected, atol=2e-5)
 
 
 def _model_info(http: httpx.Client) -> dict[str, str]:
