@@ -156,6 +156,8 @@ def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
 
 def register(subparsers: Any) -> None:
     """Add ``lab`` (``run``, ``report``) and ``demo`` to the root parser."""
+    from serving.backends import BACKEND_KINDS
+
     lab = subparsers.add_parser("lab", help="run load-test campaigns and write reports")
     lab_commands = lab.add_subparsers(dest="lab_command", metavar="LAB_COMMAND", required=True)
     run = lab_commands.add_parser("run", help="run one scenario and write a run folder")
@@ -229,7 +231,7 @@ def register(subparsers: Any) -> None:
     demo.add_argument("--out", default="runs", help="folder for run folders")
     demo.add_argument(
         "--backend",
-        choices=("litert", "savedmodel", "auto"),
+        choices=BACKEND_KINDS,
         default="litert",
         help="litert: model.tflite (converted when missing), as the chart's default lite image serves; "
         "savedmodel: TensorFlow, as the full image serves",

@@ -37,6 +37,7 @@ from loadtest.targets import Target
 
 __all__ = [
     "DEFAULT_PULL_MB_PER_S",
+    "PRECISION_FLAVOURS",
     "ContainerFleet",
     "DockerUnavailable",
     "LabContainer",
@@ -50,6 +51,9 @@ __all__ = [
 
 #: Bandwidth at which the absent image pull is estimated (MB/s, 10⁶ bytes): a same-region registry pull.
 DEFAULT_PULL_MB_PER_S = 50.0
+#: The image flavour a precision needs: int8 runs in LiteRT only, bfloat16 in TensorFlow only
+#: (``serving.backends.choose_kind``); fp32 runs in either.
+PRECISION_FLAVOURS = {"int8": "lite", "bf16": "full"}
 #: Label every lab container carries (value: the run's id), so a crashed run's leftovers can be found.
 LABEL = "dr-serving.lab"
 _UNITS = {"": 1, "k": 1000, "M": 1000**2, "G": 1000**3, "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3}
@@ -351,9 +355,8 @@ class ContainerFleet:
             for model, path in self.models.items():
                 chosen = flavour
                 if chosen == "auto":
-                    # int8 runs in LiteRT only, bfloat16 in TensorFlow only (serving.backends.choose_kind).
                     lite = (path / "model.tflite").is_file()
-                    chosen = {"int8": "lite", "bf16": "full"}.get(precision, "lite" if lite else "full")
+                    chosen = PRECISION_FLAVOURS.get(precision, "lite" if lite else "full")
                 if pool.arch != image_tools.host_arch() and chosen != "lite":
                     raise ValueError(
                         f"Pool {pool.name!r} runs the arm64 lite image only; {model!r} has no model.tflite "

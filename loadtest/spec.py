@@ -109,13 +109,14 @@ class LocalTargets:
                     f"--backend {self.backend} applies to predictor processes; a container serves its "
                     "image's backend: choose it with --image-flavour lite (LiteRT) or full (TensorFlow)."
                 )
-            if self.precision != "fp32" and self.flavour != "auto":
-                wanted = "full" if self.precision == "bf16" else "lite"
-                if self.flavour != wanted:
-                    raise UsageError(
-                        f"--precision {self.precision} runs in the {wanted} image, not --image-flavour "
-                        f"{self.flavour}."
-                    )
+            from loadtest.containers import PRECISION_FLAVOURS
+
+            wanted = PRECISION_FLAVOURS.get(self.precision)
+            if wanted is not None and self.flavour not in ("auto", wanted):
+                raise UsageError(
+                    f"--precision {self.precision} runs in the {wanted} image, not --image-flavour "
+                    f"{self.flavour}."
+                )
             return
         for name, path in self.models.items():
             try:
