@@ -56,7 +56,7 @@ def litert_peak_gops(*, rows: int = 256, size: int = 1024, repeats: int = 20) ->
     import tensorflow as tf
     from ai_edge_litert.interpreter import Interpreter
 
-    from serving.backends.litert import available_cpus
+    from serving.cpus import available_cpus
 
     keras.utils.set_random_seed(0)
     inputs = keras.Input((size,), batch_size=rows)

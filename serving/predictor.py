@@ -178,11 +178,12 @@ class DRModel(Model):
             **self.node.as_labels(),
         ).set(1)
         logger.info(
-            "Loaded %s from %s with backend %s (%s) in %.2f s: input %r %dx%d, scaling %r, output %r.",
+            "Loaded %s from %s with backend %s (%s) on %s in %.2f s: input %r %dx%d, scaling %r, output %r.",
             self.name,
             self.model_dir,
             backend.name,
             backend.precision,
+            "1 CPU thread" if backend.num_threads == 1 else f"{backend.num_threads} CPU threads",
             self.load_seconds,
             metadata.input.name,
             height,

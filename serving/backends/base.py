@@ -39,6 +39,8 @@ class Backend(Protocol):
     output_name: str
     #: The arithmetic the model really runs in: ``fp32``, ``int8`` or ``bf16``.
     precision: str
+    #: CPU threads one call may use (``serving.cpus.available_cpus`` unless set).
+    num_threads: int
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Run the model on a float32 batch shaped ``[N, H, W, C]``; returns float32 ``[N, classes]``.

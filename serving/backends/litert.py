@@ -9,7 +9,6 @@ names the signature and output and must agree on the size.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import threading
 from pathlib import Path
@@ -18,10 +17,11 @@ from typing import Any
 import numpy as np
 
 from serving.backends.base import InputSpec
+from serving.cpus import available_cpus
 from serving.errors import ModelLoadError
 from serving.metadata import ModelMetadata
 
-__all__ = ["INT8_TFLITE_FILENAME", "TFLITE_FILENAME", "LiteRTBackend", "available_cpus"]
+__all__ = ["INT8_TFLITE_FILENAME", "TFLITE_FILENAME", "LiteRTBackend"]
 
 logger = logging.getLogger(__name__)
 
@@ -30,39 +30,6 @@ TFLITE_FILENAME = "model.tflite"
 #: File name of the int8 LiteRT model (``dr-serving model convert --quantize int8``) inside a model directory.
 INT8_TFLITE_FILENAME = "model.int8.tflite"
 _DTYPES = {np.dtype(np.float32): "float32", np.dtype(np.float16): "float16", np.dtype(np.uint8): "uint8"}
-
-
-def _cgroup_cpu_limit() -> float | None:
-    """CPUs allowed by the container's CFS quota (cgroup v2 or v1), or ``None`` when unlimited."""
-    candidates = (
-        (Path("/sys/fs/cgroup/cpu.max"), None),
-        (Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"), Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us")),
-        (
-            Path("/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us"),
-            Path("/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us"),
-        ),
-    )
-    for quota_path, period_path in candidates:
-        try:
-            if period_path is None:
-                quota, period = quota_path.read_text().split()[:2]
-            else:
-                quota, period = quota_path.read_text().strip(), period_path.read_text().strip()
-        except (OSError, ValueError):
-            continue
-        if quota in ("max", "-1"):
-            return None
-        return int(quota) / int(period)
-    return None
-
-
-def available_cpus() -> int:
-    """CPUs this process may use: its affinity mask, capped by a cgroup CPU quota (``--cpus``, pod limits)."""
-    count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    limit = _cgroup_cpu_limit()
-    if limit is not None:
-        count = min(count, max(1, math.ceil(limit)))
-    return max(1, count)
 
 
 class LiteRTBackend:

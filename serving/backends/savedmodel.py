@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 
 from serving.backends.base import InputSpec
+from serving.cpus import available_cpus
 from serving.errors import ModelLoadError
 from serving.metadata import ModelMetadata
 
-__all__ = ["SavedModelBackend", "bf16_math_in_effect", "relative_error"]
+__all__ = ["SavedModelBackend", "bf16_math_in_effect", "relative_error", "size_thread_pools"]
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +29,9 @@ _DTYPES = {"float32", "float16", "uint8"}
 #: Largest relative error of an fp32 convolution that still counts as fp32 math. This probe's error is about
 #: 1e-6 in fp32 and 2.5e-3 with its inputs rounded to bfloat16 (what oneDNN's bf16 math mode does).
 BF16_PROBE_ERROR = 1e-4
+
+#: The variables TensorFlow reads for its thread pools when they are not set through ``tf.config.threading``.
+THREAD_VARIABLES = {"intra": "TF_NUM_INTRAOP_THREADS", "inter": "TF_NUM_INTEROP_THREADS"}
 
 
 class SavedModelBackend:
@@ -41,7 +45,12 @@ class SavedModelBackend:
         *,
         metadata: ModelMetadata | None = None,
         precision: str = "fp32",
+        num_threads: int | None = None,
     ) -> None:
+        if num_threads is not None and num_threads < 1:
+            raise ValueError(
+                f"num_threads must be a positive integer or None for automatic, got {num_threads!r}."
+            )
         if precision not in ("fp32", "bf16"):
             raise ValueError(f"Expected precision 'fp32' or 'bf16' for a SavedModel, got {precision!r}.")
         self.model_dir = Path(model_dir)
@@ -63,6 +72,8 @@ class SavedModelBackend:
         import tensorflow as tf
 
         self._tf = tf
+        #: Threads one call may use (TensorFlow's intra-op pool): ``num_threads``, else ``available_cpus()``.
+        self.num_threads = size_thread_pools(tf, num_threads or available_cpus())
         if precision == "bf16" and not bf16_math_in_effect(tf):
             logger.warning(
                 "Precision 'bf16' was asked for, but this CPU keeps fp32 math: on x86, oneDNN computes fp32 "
@@ -207,3 +218,29 @@ def bf16_math_in_effect(tf: Any) -> bool:
 def relative_error(got: np.ndarray, exact: np.ndarray) -> float:
     """Largest absolute difference over the largest absolute exact value."""
     return float(np.abs(got - exact).max() / np.abs(exact).max())
+
+
+def size_thread_pools(tf: Any, cpus: int) -> int:
+    """Size TensorFlow's intra- and inter-op thread pools to ``cpus``; returns the intra-op threads in effect.
+
+    TensorFlow sizes both pools by the CPUs in the affinity mask and ignores a cgroup CPU quota, so without
+    this a pod limited to 1 CPU on a 4-CPU node runs 4 threads per op and 4 between ops. A pool whose variable
+    (``THREAD_VARIABLES``) is set is left to it. The pools are process-wide and fixed once TensorFlow has run
+    an op; a later call (a second model in the same process) leaves them as they are.
+    """
+    threading = tf.config.threading
+    chosen = {}
+    for pool, variable in THREAD_VARIABLES.items():
+        raw = os.environ.get(variable, "").strip()
+        chosen[pool] = int(raw) if raw.isdigit() and int(raw) > 0 else cpus
+        if raw:
+            continue
+        setter = getattr(threading, f"set_{pool}_op_parallelism_threads")
+        try:
+            setter(cpus)
+        except RuntimeError:  # TensorFlow already runs: its pools exist with the size they were given
+            current = getattr(threading, f"get_{pool}_op_parallelism_threads")()
+            chosen[pool] = current or len(os.sched_getaffinity(0))
+            if current not in (0, cpus):
+                logger.info("TensorFlow's %s-op pool already has %d threads; keeping it.", pool, current)
+    return chosen["intra"]

@@ -78,6 +78,20 @@ def test_runs_as_uid_10001_on_a_read_only_root(running: Container) -> None:
     assert "Read-only file system" in write.stderr
 
 
+def test_threads_follow_the_containers_cpu_limit(running: Container, fundus_jpeg: bytes) -> None:
+    """At half a CPU (the smallest profile) the model runs on one thread, not one per CPU the host has.
+
+    TensorFlow alone would size its pools by the host's CPUs; the container's own threads show what it did.
+    """
+    assert running.profile["cpus"] == "0.5"
+    assert running.predict(fundus_jpeg).status_code == 200
+    assert "on 1 CPU thread in" in running.logs()
+    if running.flavour == "full":
+        read = "import glob; print(*(open(path).read() for path in glob.glob('/proc/1/task/*/comm')))"
+        names = docker("exec", running.name, "python", "-c", read).stdout.split()
+        assert names.count("tf_Compute") == 1, names  # TensorFlow's pool between ops
+
+
 def _counts(container: Container) -> tuple[float, float]:
     """(requests KServe has preprocessed, predictions answered) for the mobilenet model."""
     samples = _metrics(container)

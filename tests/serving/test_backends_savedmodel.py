@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from serving.backends import Backend, choose_kind, describe_model, load_backend
-from serving.backends.savedmodel import SavedModelBackend
+from serving.backends.savedmodel import THREAD_VARIABLES, SavedModelBackend
+from serving.cpus import available_cpus
 from serving.errors import ModelLoadError
 from serving.metadata import DEFAULT_CLASS_NAMES, InputInfo, ModelMetadata
 
@@ -166,3 +171,61 @@ def test_describe_model_keeps_metadata_but_takes_the_real_names(foreign_savedmod
     assert described.name == "published" and described.scaling == "zero_one"
     assert described.input.name == backend.input_spec.name
     assert described.output.name == backend.output_name
+
+
+_THREADS_PROBE = """
+import json, os, sys
+from serving.backends.savedmodel import THREAD_VARIABLES, SavedModelBackend
+from serving.cpus import available_cpus
+import numpy as np
+import tensorflow as tf
+
+first = SavedModelBackend(sys.argv[1], num_threads=int(sys.argv[2]) if len(sys.argv) > 2 else None)
+first.predict(np.zeros((1, 224, 224, 3), dtype=np.float32))
+second = SavedModelBackend(sys.argv[1], num_threads=3)  # TensorFlow runs by now: its pools stay as they are
+names = [open(f"/proc/self/task/{task}/comm").read().strip() for task in os.listdir("/proc/self/task")]
+print(json.dumps({
+    "first": first.num_threads,
+    "second": second.num_threads,
+    "intra": tf.config.threading.get_intra_op_parallelism_threads(),
+    "inter": tf.config.threading.get_inter_op_parallelism_threads(),
+    "inter_threads": names.count("tf_Compute"),
+}))
+"""
+
+
+def _threads_in_a_fresh_process(model_dir: Path, *args: str, env: dict[str, str] | None = None) -> dict:
+    """Load the SavedModel twice in a new Python (TensorFlow's pools are per process); what it reports."""
+    variables = {k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES.values()}
+    variables.update({"TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})})
+    done = subprocess.run(
+        [sys.executable, "-c", _THREADS_PROBE, str(model_dir), *args],
+        capture_output=True,
+        text=True,
+        env=variables,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_thread_pools_follow_the_cpus_given_and_are_set_once(foreign_savedmodel_dir: Path) -> None:
+    """TensorFlow's pools take ``num_threads`` (a pod's CPU limit by default), not every CPU it can see."""
+    report = _threads_in_a_fresh_process(foreign_savedmodel_dir, "1")
+    assert report == {"first": 1, "second": 1, "intra": 1, "inter": 1, "inter_threads": 1}
+    automatic = _threads_in_a_fresh_process(foreign_savedmodel_dir)
+    assert automatic["first"] == automatic["intra"] == automatic["inter"] == available_cpus()
+
+
+def test_tensorflows_thread_variables_win(foreign_savedmodel_dir: Path) -> None:
+    report = _threads_in_a_fresh_process(
+        foreign_savedmodel_dir, "1", env={"TF_NUM_INTRAOP_THREADS": "2", "TF_NUM_INTEROP_THREADS": "2"}
+    )
+    # Left to TensorFlow (its API still says 0): it reads the variables and starts two threads between ops.
+    assert (report["first"], report["intra"], report["inter"], report["inter_threads"]) == (2, 0, 0, 2)
+
+
+def test_thread_count_must_be_positive(foreign_savedmodel_dir: Path) -> None:
+    with pytest.raises(ValueError, match="num_threads"):
+        SavedModelBackend(foreign_savedmodel_dir, num_threads=0)

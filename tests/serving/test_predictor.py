@@ -88,6 +88,7 @@ class _SleepingBackend:
         self._backend, self.seconds = backend, seconds
         self.name = "sleeping"
         self.precision = backend.precision  # type: ignore[attr-defined]
+        self.num_threads = backend.num_threads  # type: ignore[attr-defined]
 
     def predict(self, batch: object) -> object:
         time.sleep(self.seconds)

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from serving.backends import Backend, load_backend
-from serving.backends import litert as litert_module
-from serving.backends.litert import LiteRTBackend, available_cpus
+from serving.backends.litert import LiteRTBackend
+from serving.cpus import available_cpus
 from serving.errors import ModelLoadError
 from serving.metadata import InputInfo, ModelMetadata
 from serving.zoo.convert import convert_model, sample_batch
@@ -107,13 +107,6 @@ def test_thread_count_is_configurable_or_automatic(tflite_dir: Path, batch: np.n
     np.testing.assert_allclose(single.predict(batch[:2]), automatic.predict(batch[:2]), atol=1e-5)
     with pytest.raises(ValueError, match="num_threads"):
         LiteRTBackend(tflite_dir, num_threads=0)
-
-
-def test_available_cpus_honours_a_cgroup_quota(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(litert_module, "_cgroup_cpu_limit", lambda: 0.5)
-    assert available_cpus() == 1
-    monkeypatch.setattr(litert_module, "_cgroup_cpu_limit", lambda: None)
-    assert available_cpus() >= 1
 
 
 def test_rejects_a_batch_of_the_wrong_shape(backend: LiteRTBackend) -> None:
