@@ -331,6 +331,7 @@ class ContainerFleet:
         default_profile: str = "2Gi",
         pull_mb_per_s: float = DEFAULT_PULL_MB_PER_S,
         precision: str = "fp32",
+        run_id: str = "",
     ) -> None:
         from dr_image import images as image_tools
 
@@ -342,7 +343,8 @@ class ContainerFleet:
         self.log_dir = Path(log_dir) if log_dir is not None else None
         self.pull_mb_per_s = pull_mb_per_s
         self.precision = precision
-        self.run_id = uuid.uuid4().hex[:8]
+        #: Every container's ``dr-serving.lab`` label value (``new_run_id`` unless given).
+        self.run_id = run_id or new_run_id()
         self.containers: dict[str, LabContainer] = {}
         self.failed: list[LabContainer] = []
         self.targets: list[Target] = []
@@ -607,14 +609,34 @@ class ContainerFleet:
         return f"ContainerFleet(models={sorted(self.models)!r}, pools={[p.name for p in self.pools]!r})"
 
 
-def remove_run_containers(run_id: str | None = None) -> list[str]:
-    """Force-remove the lab's containers (of one run, or of every run); returns their ids."""
+def new_run_id() -> str:
+    """A fresh value for the ``dr-serving.lab`` label of one run's containers."""
+    return uuid.uuid4().hex[:8]
+
+
+def remove_run_containers(run_id: str | None = None, *, attempts: int = 3) -> list[str]:
+    """Force-remove the lab's containers (of one run, or of every run); returns the ids it found.
+
+    Lists again after each removal and tries again (``attempts`` in all), so a removal the engine refused is
+    retried; ``RuntimeError`` names the containers still there after the last attempt and the engine's reason.
+    """
     selector = f"label={LABEL}={run_id}" if run_id else f"label={LABEL}"
-    listed = _docker("ps", "-aq", "--filter", selector)
-    ids = listed.stdout.split()
-    if ids:
-        _docker("rm", "--force", *ids)
-    return ids
+    removed: list[str] = []
+    problem = ""
+    for attempt in range(attempts):
+        ids = _docker("ps", "-aq", "--filter", selector).stdout.split()
+        if not ids:
+            return removed
+        if attempt:
+            time.sleep(1.0)
+        result = _docker("rm", "--force", *ids)
+        removed += [cid for cid in ids if cid not in removed]
+        problem = result.stderr.strip()
+    left = _docker("ps", "-aq", "--filter", selector).stdout.split()
+    if left:
+        reason = problem or "the engine gave no reason"
+        raise RuntimeError(f"Could not remove the lab container(s) {' '.join(left)}: {reason}")
+    return removed
 
 
 def server_startup_metrics(text: str) -> dict[str, float]:

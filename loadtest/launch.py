@@ -8,6 +8,7 @@ the campaign's ``CampaignSpec`` as JSON and returns the run folder it wrote. ``l
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from dr_cli.errors import CliError
-from loadtest.spec import CampaignSpec
+from loadtest.spec import CampaignSpec, LocalTargets
 
 __all__ = ["CLEANUP_TIMEOUT_S", "find_run_dir", "run_campaign_process"]
 
@@ -24,7 +25,17 @@ CLEANUP_TIMEOUT_S = 120.0
 
 
 def run_campaign_process(spec: CampaignSpec) -> Path:
-    """Run a campaign in a fresh, gevent-patched interpreter; returns the run folder."""
+    """Run a campaign in a fresh, gevent-patched interpreter; returns the run folder.
+
+    With the docker runtime this process names the run's containers (``LocalTargets.run_id``) and, once the
+    campaign's process has ended however it ended, removes any of them still there.
+    """
+    targets = spec.targets
+    docker_run = isinstance(targets, LocalTargets) and targets.runtime == "docker"
+    if docker_run and not targets.run_id:
+        from loadtest.containers import new_run_id
+
+        spec = dataclasses.replace(spec, targets=dataclasses.replace(targets, run_id=new_run_id()))
     with tempfile.TemporaryDirectory(prefix="drlab-") as tmp:
         result = Path(tmp) / "run_dir"
         env = {k: v for k, v in os.environ.items() if k != "LOCUST_SKIP_MONKEY_PATCH"}
@@ -39,11 +50,31 @@ def run_campaign_process(spec: CampaignSpec) -> Path:
                 child.kill()
                 child.wait()
             raise
+        finally:
+            if docker_run:
+                _remove_left_containers(spec.targets.run_id)  # type: ignore[union-attr]
         if code != 0 or not result.exists():
             raise CliError(
                 f"The {spec.scenario_name} campaign failed (exit code {code}); see above.", code=code or 1
             )
         return Path(result.read_text(encoding="utf-8"))
+
+
+def _remove_left_containers(run_id: str) -> None:
+    """Remove the run's containers the campaign's process left (none when it ended cleanly); say so."""
+    from loadtest.containers import LABEL, remove_run_containers
+
+    try:
+        removed = remove_run_containers(run_id)
+    except RuntimeError as exc:
+        print(
+            f"Warning: {exc}; remove them with: "
+            f"docker rm --force $(docker ps -aq --filter label={LABEL}={run_id})",
+            file=sys.stderr,
+        )
+        return
+    if removed:
+        print(f"Removed {len(removed)} container(s) the campaign left (run {run_id}).", file=sys.stderr)
 
 
 def find_run_dir(text: str, *, runs: str | Path = "runs") -> Path:

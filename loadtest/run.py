@@ -67,6 +67,7 @@ def run_campaign(spec: CampaignSpec) -> Path:
                     log_dir=run_dir,
                     pull_mb_per_s=local.pull_mb_per_s,
                     precision=local.precision,
+                    run_id=local.run_id,
                 )
                 environment_label = ENVIRONMENT.removesuffix(")") + ", docker containers)"
             else:

@@ -70,6 +70,9 @@ class LocalTargets:
     containers run their image's backend, chosen with ``flavour``)."""
     precision: Literal["fp32", "int8", "bf16"] = "fp32"
     """The predictors' ``--precision`` (containers: ``DR_PRECISION``)."""
+    run_id: str = ""
+    """Docker runtime: the ``dr-serving.lab`` label of the run's containers (empty: the fleet draws one). The
+    launching process sets it, so it can remove them however the campaign ends."""
 
     def check(self) -> None:
         """Known pools for the runtime, valid memory sizes and existing model folders."""

@@ -12,12 +12,18 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
+from dr_cli.errors import CliError
 from loadtest.emulation import ALL_POOLS, default_pool_names
+from loadtest.launch import run_campaign_process
+from loadtest.scenarios.options import WarmUpOptions
+from loadtest.spec import CampaignSpec, LocalTargets, PrometheusSpec
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -234,3 +240,52 @@ def test_arm64_emulated_pool_answers_labelled_and_unpriced(
     report = (run_dir / "report.md").read_text()
     assert "QEMU emulation, not Graviton performance" in report
     assert "## Cost per inference" not in report and "## Ours beside the published" not in report
+
+
+def test_the_launching_process_removes_what_a_killed_campaign_left(
+    served_model_dir: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A campaign process killed outright leaves its containers; the process that launched it removes them."""
+    for name in [name for name in os.environ if name.startswith("DR_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(p for p in (str(CHECKOUT), os.environ.get("PYTHONPATH")) if p)
+    )
+    spec = CampaignSpec(
+        scenario=WarmUpOptions(requests=1000, interval=0.2),
+        targets=LocalTargets(
+            models={"mobilenet": served_model_dir},
+            pools=(default_pool_names()[0],),
+            runtime="docker",
+            image_suffix="test",
+        ),
+        out=tmp_path,
+        prometheus=PrometheusSpec(start=False),
+        quiet=True,
+    )
+    before = _lab_containers()
+    outcome: list[BaseException] = []
+
+    def launch() -> None:
+        try:
+            run_campaign_process(spec)
+        except BaseException as exc:  # the launcher's answer to a killed campaign, checked below
+            outcome.append(exc)
+
+    launcher = threading.Thread(target=launch)
+    launcher.start()
+    deadline = time.monotonic() + 120
+    while not _lab_containers() - before:
+        assert launcher.is_alive() and time.monotonic() < deadline, "no container appeared"
+        time.sleep(0.2)
+    (campaign,) = [
+        child for child in psutil.Process().children() if "loadtest.run" in " ".join(child.cmdline())
+    ]
+    campaign.kill()
+    launcher.join(timeout=120)
+
+    assert not launcher.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], CliError), outcome
+    assert "exit code -9" in str(outcome[0])
+    assert _lab_containers() - before == set()
+    assert "container(s) the campaign left" in capfd.readouterr().err

@@ -116,7 +116,7 @@ def test_url_and_target_file() -> None:
         ),
         CampaignSpec(
             scenario=RampOptions(users=(1, 2)),
-            targets=LocalTargets(pools=("x86-4cpu",), memory_profiles=("1Gi",)),
+            targets=LocalTargets(pools=("x86-4cpu",), memory_profiles=("1Gi",), run_id="0123abcd"),
             images=ImageSpec(folder=Path("photos"), count=3, size=64),
             report=ReportSpec(print=False),
             seed=4,
