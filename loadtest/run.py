@@ -17,10 +17,12 @@ import signal  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import gevent  # noqa: E402
+
 from loadtest.scenarios.options import UsageError  # noqa: E402
 from loadtest.spec import CampaignSpec, LocalTargets, TargetFile, UrlTarget  # noqa: E402
 
-__all__ = ["main", "run_campaign"]
+__all__ = ["interrupt_main_greenlet_on", "main", "run_campaign"]
 
 
 def run_campaign(spec: CampaignSpec) -> Path:
@@ -141,15 +143,25 @@ def run_campaign(spec: CampaignSpec) -> Path:
     return run_dir
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+def interrupt_main_greenlet_on(*signals: int) -> None:
+    """On each of ``signals``, raise ``KeyboardInterrupt`` in the calling (main) greenlet, which cleans up.
+
+    Python's own handler raises it in whichever greenlet the signal interrupts; when that is a thread of ours
+    (patched into a greenlet, e.g. the container stats sampler), the thread swallows it and dies, and the
+    campaign goes on until its launcher gives up and kills it. gevent's handler runs in a greenlet of its own
+    and throws into the main one.
+    """
+    main = gevent.getcurrent()
+    for signum in signals:
+        gevent.signal_handler(signum, main.throw, KeyboardInterrupt)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``SPEC_JSON [RESULT_FILE]``: the campaign, then write the run folder's path to ``RESULT_FILE``."""
     argv = sys.argv[1:] if argv is None else argv
-    # SIGTERM ends the campaign as Ctrl-C does: the ``finally`` blocks stop predictors and remove containers.
-    signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl-C and SIGTERM end the campaign in the main greenlet: the ``finally`` blocks stop predictors and
+    # remove containers.
+    interrupt_main_greenlet_on(signal.SIGINT, signal.SIGTERM)
     if len(argv) not in (1, 2):
         print("Error: expected SPEC_JSON [RESULT_FILE], the campaign spec as JSON.", file=sys.stderr)
         return 2
