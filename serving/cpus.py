@@ -11,7 +11,7 @@ import math
 import os
 from pathlib import Path
 
-__all__ = ["available_cpus", "cgroup_cpu_limit"]
+__all__ = ["available_cpus", "cgroup_cpu_limit", "schedulable_cpus", "thread_count"]
 
 #: Where the CFS quota is read from: cgroup v2's ``cpu.max``, then cgroup v1's quota and period (two mounts).
 _QUOTA_FILES: tuple[tuple[Path, Path | None], ...] = (
@@ -40,10 +40,25 @@ def cgroup_cpu_limit() -> float | None:
     return None
 
 
+def schedulable_cpus() -> int:
+    """CPUs in this process's affinity mask (what TensorFlow counts on its own), at least 1."""
+    count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, count)
+
+
 def available_cpus() -> int:
     """CPUs this process may use: its affinity mask, capped by the CFS quota rounded up (at least 1)."""
-    count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    count = schedulable_cpus()
     limit = cgroup_cpu_limit()
     if limit is not None:
         count = min(count, max(1, math.ceil(limit)))
-    return max(1, count)
+    return count
+
+
+def thread_count(num_threads: int | None) -> int:
+    """Threads per backend call: ``num_threads`` if given (at least 1), else ``available_cpus()``."""
+    if num_threads is not None and num_threads < 1:
+        raise ValueError(
+            f"num_threads must be a positive integer or None for automatic, got {num_threads!r}."
+        )
+    return num_threads or available_cpus()

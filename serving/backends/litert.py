@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from serving.backends.base import InputSpec
-from serving.cpus import available_cpus
+from serving.cpus import thread_count
 from serving.errors import ModelLoadError
 from serving.metadata import ModelMetadata
 
@@ -50,11 +50,7 @@ class LiteRTBackend:
             raise ModelLoadError(
                 f"Expected a LiteRT model at {str(self.model_path)!r}, but there is no such file."
             )
-        if num_threads is not None and num_threads < 1:
-            raise ValueError(
-                f"num_threads must be a positive integer or None for automatic, got {num_threads!r}."
-            )
-        self.num_threads = num_threads or available_cpus()
+        self.num_threads = thread_count(num_threads)
         try:
             from ai_edge_litert.interpreter import Interpreter, OpResolverType
         except ImportError as exc:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from serving.backends.base import InputSpec
-from serving.cpus import available_cpus
+from serving.cpus import schedulable_cpus, thread_count
 from serving.errors import ModelLoadError
 from serving.metadata import ModelMetadata
 
@@ -47,10 +47,7 @@ class SavedModelBackend:
         precision: str = "fp32",
         num_threads: int | None = None,
     ) -> None:
-        if num_threads is not None and num_threads < 1:
-            raise ValueError(
-                f"num_threads must be a positive integer or None for automatic, got {num_threads!r}."
-            )
+        cpus = thread_count(num_threads)
         if precision not in ("fp32", "bf16"):
             raise ValueError(f"Expected precision 'fp32' or 'bf16' for a SavedModel, got {precision!r}.")
         self.model_dir = Path(model_dir)
@@ -73,7 +70,7 @@ class SavedModelBackend:
 
         self._tf = tf
         #: Threads one call may use (TensorFlow's intra-op pool): ``num_threads``, else ``available_cpus()``.
-        self.num_threads = size_thread_pools(tf, num_threads or available_cpus())
+        self.num_threads = size_thread_pools(tf, cpus)
         if precision == "bf16" and not bf16_math_in_effect(tf):
             logger.warning(
                 "Precision 'bf16' was asked for, but this CPU keeps fp32 math: on x86, oneDNN computes fp32 "
@@ -240,7 +237,7 @@ def size_thread_pools(tf: Any, cpus: int) -> int:
             setter(cpus)
         except RuntimeError:  # TensorFlow already runs: its pools exist with the size they were given
             current = getattr(threading, f"get_{pool}_op_parallelism_threads")()
-            chosen[pool] = current or len(os.sched_getaffinity(0))
+            chosen[pool] = current or schedulable_cpus()
             if current not in (0, cpus):
                 logger.info("TensorFlow's %s-op pool already has %d threads; keeping it.", pool, current)
     return chosen["intra"]
