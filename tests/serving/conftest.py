@@ -141,17 +141,21 @@ def client(predictor: PredictorProcess) -> Iterator[httpx.Client]:
         yield http
 
 
+def sample_value(client: httpx.Client, name: str, labels: dict[str, str]) -> float:
+    """The value of sample ``name`` with exactly ``labels`` on the predictor's ``/metrics`` (0 if absent)."""
+    for family in text_string_to_metric_families(client.get("/metrics").text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return sample.value
+    return 0.0
+
+
 @pytest.fixture(scope="session")
 def rejections(client: httpx.Client) -> Callable[[str], float]:
     """``rejections(reason)``: the session predictor's ``dr_rejected_requests_total`` for that reason, now."""
 
     def read(reason: str) -> float:
-        wanted = {"model": "mobilenet", "reason": reason}
-        for family in text_string_to_metric_families(client.get("/metrics").text):
-            for sample in family.samples:
-                if sample.name == "dr_rejected_requests_total" and sample.labels == wanted:
-                    return sample.value
-        return 0.0
+        return sample_value(client, "dr_rejected_requests_total", {"model": "mobilenet", "reason": reason})
 
     return read
 

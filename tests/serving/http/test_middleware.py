@@ -16,14 +16,13 @@ from typing import Any
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from serving.http.middleware import ReadinessGate, RequestGuard, body_limit
 from serving.launcher import PredictorProcess
 from serving.limits import SMALL_BODY_BYTES, Limits
 from serving.metrics import REJECTED_REQUESTS
 from serving.shutdown import DrainState
-from tests.serving.conftest import TEST_IMAGE
+from tests.serving.conftest import TEST_IMAGE, sample_value
 
 MODEL = "mobilenet"
 
@@ -131,15 +130,6 @@ def test_a_body_that_stalls_is_refused_with_408(
     assert rejections("body_timeout") == before + 1
 
 
-def _in_flight(client: httpx.Client) -> float:
-    """The session predictor's ``dr_requests_in_flight`` gauge, now."""
-    for family in text_string_to_metric_families(client.get("/metrics").text):
-        for sample in family.samples:
-            if sample.name == "dr_requests_in_flight" and sample.labels == {"model": MODEL}:
-                return sample.value
-    return 0.0
-
-
 @pytest.fixture
 def held_requests(predictor: PredictorProcess, client: httpx.Client) -> Iterator[list[socket.socket]]:
     """Six prediction requests whose bodies never finish: the in-flight limit of the session's predictor.
@@ -152,7 +142,7 @@ def held_requests(predictor: PredictorProcess, client: httpx.Client) -> Iterator
         sock.sendall(_head(length=5000) + b"\xff")
         socks.append(sock)
     deadline = time.monotonic() + 1.5  # well inside the session's 2 s body timeout
-    while _in_flight(client) < 6 and time.monotonic() < deadline:
+    while sample_value(client, "dr_requests_in_flight", {"model": MODEL}) < 6 and time.monotonic() < deadline:
         time.sleep(0.02)
     try:
         yield socks
