@@ -32,9 +32,15 @@ CHECKOUT = Path(__file__).resolve().parents[2]
 PROFILES = ("1Gi", "2Gi", "32Mi")
 
 
-def _dr_serving(*args: str, cwd: Path, timeout: float = 300.0) -> subprocess.CompletedProcess[str]:
+def _campaign_env() -> dict[str, str]:
+    """This environment minus Locust's patch switch and DR_ settings, this checkout first on the path."""
     env = {k: v for k, v in os.environ.items() if k != "LOCUST_SKIP_MONKEY_PATCH" and not k.startswith("DR_")}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(CHECKOUT), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def _dr_serving(*args: str, cwd: Path, timeout: float = 300.0) -> subprocess.CompletedProcess[str]:
+    env = _campaign_env()
     return subprocess.run(
         [sys.executable, "-m", "serving", *args],
         cwd=cwd,
@@ -186,8 +192,7 @@ def test_arm64_emulated_pool_is_docker_only(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_removes_every_container(served_model_dir: Path, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "LOCUST_SKIP_MONKEY_PATCH" and not k.startswith("DR_")}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(CHECKOUT), env.get("PYTHONPATH", "")) if p)
+    env = _campaign_env()
     command = [
         sys.executable, "-m", "serving", "lab", "run", "warm-up", "--local", "--runtime", "docker",
         "--image-suffix", "test", "--model-dir", f"mobilenet={served_model_dir}", "--pools",
@@ -246,11 +251,10 @@ def test_the_launching_process_removes_what_a_killed_campaign_left(
     served_model_dir: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A campaign process killed outright leaves its containers; the process that launched it removes them."""
-    for name in [name for name in os.environ if name.startswith("DR_")]:
+    env = _campaign_env()  # the launcher passes its own environment on
+    for name in set(os.environ) - set(env):
         monkeypatch.delenv(name)
-    monkeypatch.setenv(
-        "PYTHONPATH", os.pathsep.join(p for p in (str(CHECKOUT), os.environ.get("PYTHONPATH")) if p)
-    )
+    monkeypatch.setenv("PYTHONPATH", env["PYTHONPATH"])
     spec = CampaignSpec(
         scenario=WarmUpOptions(requests=1000, interval=0.2),
         targets=LocalTargets(
