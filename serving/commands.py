@@ -85,6 +85,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "already waiting, so a lone request is not delayed (default: $DR_MICRO_BATCH_WAIT_MS, else 0).",
     )
     group.add_argument(
+        "--threads",
+        type=int,
+        default=argparse.SUPPRESS,
+        metavar="N",
+        help="CPU threads per model call; 0 follows the CPU limit (the affinity mask capped by the cgroup "
+        "quota, rounded up). One thread can be faster for a small model under a fractional limit "
+        "(README, Threads) (default: $DR_THREADS, else 0).",
+    )
+    group.add_argument(
         "--request-log",
         choices=("on", "off"),
         default=argparse.SUPPRESS,

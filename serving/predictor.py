@@ -115,16 +115,18 @@ class DRModel(Model):
         gradability: str = DEFAULT_POLICY,
         micro_batch: int = 0,
         micro_batch_wait_s: float = 0.0,
+        threads: int = 0,
     ) -> None:
         """``micro_batch`` > 1: gather up to that many waiting images into one backend call, waiting at most
         ``micro_batch_wait_s`` for more after the first (0: only what is already queued); 0 or 1: one call
-        per request."""
+        per request. ``threads``: CPU threads per backend call, 0 to follow the CPU limit."""
         super().__init__(name, return_response_headers=True)
-        if micro_batch < 0 or micro_batch_wait_s < 0:
+        if micro_batch < 0 or micro_batch_wait_s < 0 or threads < 0:
             raise ValueError(
-                "Expected micro_batch >= 0 and micro_batch_wait_s >= 0, "
-                f"got {micro_batch} and {micro_batch_wait_s}."
+                "Expected micro_batch >= 0, micro_batch_wait_s >= 0 and threads >= 0, "
+                f"got {micro_batch}, {micro_batch_wait_s} and {threads}."
             )
+        self.threads = threads
         self.micro_batch = micro_batch
         self.micro_batch_wait_s = micro_batch_wait_s
         self._batcher: MicroBatcher | None = None
@@ -150,7 +152,13 @@ class DRModel(Model):
             declared = ModelMetadata.load(self.model_dir) if self.model_dir.is_dir() else None
         except ValueError as exc:
             raise ModelLoadError(str(exc)) from exc
-        backend = load_backend(self.model_dir, declared, kind=self.backend_kind, precision=self.precision)
+        backend = load_backend(
+            self.model_dir,
+            declared,
+            kind=self.backend_kind,
+            precision=self.precision,
+            num_threads=self.threads or None,
+        )
         metadata = describe_model(self.model_dir, declared, backend)
         height, width = metadata.input_size
         probabilities = backend.predict(np.zeros((1, height, width, 3), dtype=np.float32))

@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 #: Debug switch: a path where ``serve`` writes its start-up times and loaded modules just before it listens.
 STARTUP_REPORT_ENV = "DR_STARTUP_REPORT"
+#: CPU threads per backend call (``--threads``); unset or 0 follows the CPU limit.
+THREADS_ENV = "DR_THREADS"
 #: On or off: the per-request log lines (``--request-log``).
 REQUEST_LOG_ENV = "DR_REQUEST_LOG"
 
@@ -60,6 +62,9 @@ class ServeConfig:
     micro_batch: int = 0
     #: Wait for more after the first image, s (``--micro-batch-wait-ms``, else ``$DR_MICRO_BATCH_WAIT_MS``).
     micro_batch_wait_s: float = 0.0
+    #: CPU threads per backend call (``--threads``, else ``$DR_THREADS``); 0: follow the CPU limit
+    #: (``serving.cpus.available_cpus``).
+    threads: int = 0
     host: str = "0.0.0.0"
     http_port: int = 8080
     #: Port of the Prometheus metrics (``--metrics-port``, else ``$DR_METRICS_PORT``); 0: ``/metrics`` on the
@@ -119,12 +124,14 @@ class ServeConfig:
             raise ConfigError(str(exc)) from exc
         micro_batch = _number(getattr(args, "micro_batch", None), env, "DR_MICRO_BATCH", 0, 256, integer=True)
         wait_ms = _number(getattr(args, "micro_batch_wait_ms", None), env, "DR_MICRO_BATCH_WAIT_MS", 0, 1000)
+        threads = _number(getattr(args, "threads", None), env, THREADS_ENV, 0, 256, integer=True)
         request_log = _choice(getattr(args, "request_log", None), env, REQUEST_LOG_ENV, ("on", "off"), "on")
         return cls(
             model_dir=model_dir,
             gradability=gradability,
             micro_batch=int(micro_batch),
             micro_batch_wait_s=wait_ms / 1000,
+            threads=int(threads),
             model_name=name,
             limits=limits,
             backend=args.backend,
@@ -231,6 +238,7 @@ def serve(config: ServeConfig) -> None:
         gradability=config.gradability,
         micro_batch=config.micro_batch,
         micro_batch_wait_s=config.micro_batch_wait_s,
+        threads=config.threads,
     )
     signal.signal(signal.SIGTERM, exit_cleanly)
     if config.metrics_port:

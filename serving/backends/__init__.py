@@ -86,8 +86,12 @@ def load_backend(
     *,
     kind: str = "auto",
     precision: str = "fp32",
+    num_threads: int | None = None,
 ) -> Backend:
-    """Load the model in ``model_dir`` with the chosen backend; ``ModelLoadError`` names what is wrong."""
+    """Load the model in ``model_dir`` with the chosen backend; ``ModelLoadError`` names what is wrong.
+
+    ``num_threads``: CPU threads per call (``None``: ``serving.cpus.available_cpus()``).
+    """
     if not Path(model_dir).is_dir():
         raise ModelLoadError(f"Expected a model directory at {str(model_dir)!r}, but it does not exist.")
     try:
@@ -106,7 +110,9 @@ def load_backend(
             raise ModelLoadError(
                 f"Expected the LiteRT runtime for backend 'litert', but it is not installed ({exc})."
             ) from exc
-        return LiteRTBackend(Path(model_dir) / tflite_filename(precision), metadata=metadata)
+        return LiteRTBackend(
+            Path(model_dir) / tflite_filename(precision), metadata=metadata, num_threads=num_threads
+        )
     if importlib.util.find_spec("tensorflow") is None:
         raise ModelLoadError(
             "Expected TensorFlow for backend 'savedmodel', but it is not installed; "
@@ -114,7 +120,7 @@ def load_backend(
         )
     from serving.backends.savedmodel import SavedModelBackend
 
-    return SavedModelBackend(model_dir, metadata=metadata, precision=precision)
+    return SavedModelBackend(model_dir, metadata=metadata, precision=precision, num_threads=num_threads)
 
 
 def describe_model(

@@ -308,6 +308,16 @@ def test_a_negative_micro_batch_is_refused_by_the_schema() -> None:
     assert "microBatch" in result.stderr and "minimum" in result.stderr
 
 
+def test_threads_follow_the_cpu_limit_unless_a_model_sets_them() -> None:
+    """models.<name>.threads > 0 exports DR_THREADS (the predictor's --threads); 0 (the default) does not."""
+    assert "DR_THREADS" not in env(isvcs(render())["dr-serving-mobilenet-amd64"])
+    values = {"image": {"flavour": "full"}, "models": {"mobilenet": {"threads": 1}}}
+    assert env(isvcs(render(values))["dr-serving-mobilenet-amd64"])["DR_THREADS"] == "1"
+    result = run_helm("template", "x", str(CHART), "--set", "models.mobilenet.threads=-1", check=False)
+    assert result.returncode != 0
+    assert "threads" in result.stderr and "minimum" in result.stderr
+
+
 @pytest.mark.parametrize("policy", ["reject", "flag", "off"])
 def test_gradability_policy_becomes_dr_gradability(policy: str) -> None:
     """predictor.gradability is exported as DR_GRADABILITY on every predictor (the gate's policy)."""

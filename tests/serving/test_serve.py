@@ -91,6 +91,19 @@ def test_micro_batching_comes_from_the_flags_then_the_environment_and_is_off_by_
         ServeConfig.from_args(_args("--model-dir", str(tmp_path)), {"DR_MICRO_BATCH_WAIT_MS": "-1"})
 
 
+def test_threads_come_from_the_flag_then_the_environment_and_follow_the_cpu_limit_by_default(
+    tmp_path: Path,
+) -> None:
+    model_dir = ("--model-dir", str(tmp_path))
+    assert ServeConfig.from_args(_args(*model_dir), {}).threads == 0
+    assert ServeConfig.from_args(_args(*model_dir), {"DR_THREADS": "2"}).threads == 2
+    assert ServeConfig.from_args(_args(*model_dir, "--threads", "1"), {"DR_THREADS": "2"}).threads == 1
+    with pytest.raises(ConfigError, match="Expected DR_THREADS to be an integer, got 'two'"):
+        ServeConfig.from_args(_args(*model_dir), {"DR_THREADS": "two"})
+    with pytest.raises(ConfigError, match=r"DR_THREADS \(or its flag\) between 0 and 256, got -1"):
+        ServeConfig.from_args(_args(*model_dir, "--threads", "-1"), {})
+
+
 def test_request_logs_come_from_the_flag_then_the_environment_and_are_on_by_default(tmp_path: Path) -> None:
     model_dir = ("--model-dir", str(tmp_path))
     default = ServeConfig.from_args(_args(*model_dir), {})

@@ -151,7 +151,7 @@ resolved name, image (tag or digest), backend, precision, model directory and re
 {{- fail (printf "InferenceService name %q is %d characters, more than 45 (KServe/Knative derive longer names from it); shorten the release name, fullnameOverride, model or pool name." $name (len $name)) }}
 {{- end }}
 {{- $profile := get $root.Values.profiles $profileName }}
-{{- $targets = append $targets (dict "name" $name "model" $modelName "pool" $poolName "arch" $pool.arch "instanceType" $pool.instanceType "pricePerHour" $pool.pricePerHour "flavour" $flavour "backend" $backend "image" $image "precision" $precision "microBatch" (int (default 0 $model.microBatch)) "microBatchWaitMs" (default 0 $model.microBatchWaitMs) "source" $model.source "storageUri" ($model.storageUri | default "") "modelDir" $modelDir "profileName" $profileName "cpu" (toString $profile.cpu) "memory" (toString $profile.memory)) }}
+{{- $targets = append $targets (dict "name" $name "model" $modelName "pool" $poolName "arch" $pool.arch "instanceType" $pool.instanceType "pricePerHour" $pool.pricePerHour "flavour" $flavour "backend" $backend "image" $image "precision" $precision "microBatch" (int (default 0 $model.microBatch)) "microBatchWaitMs" (default 0 $model.microBatchWaitMs) "threads" (int (default 0 $model.threads)) "source" $model.source "storageUri" ($model.storageUri | default "") "modelDir" $modelDir "profileName" $profileName "cpu" (toString $profile.cpu) "memory" (toString $profile.memory)) }}
 {{- end }}
 {{- end }}
 {{- end }}

@@ -109,6 +109,22 @@ def test_thread_count_is_configurable_or_automatic(tflite_dir: Path, batch: np.n
         LiteRTBackend(tflite_dir, num_threads=0)
 
 
+def test_the_predictors_threads_reach_the_interpreter(tflite_dir: Path) -> None:
+    """``serve --threads`` → ``DRModel(threads=)`` → ``load_backend(num_threads=)``; 0 is automatic."""
+    from serving.limits import Limits
+    from serving.predictor import DRModel
+
+    assert load_backend(tflite_dir, None, kind="litert", num_threads=1).num_threads == 1
+    assert load_backend(tflite_dir, None, kind="litert").num_threads == available_cpus()
+    for threads, expected in ((1, 1), (3, 3), (0, available_cpus())):
+        model = DRModel("m", model_dir=tflite_dir, backend="litert", threads=threads, limits=Limits())
+        model.load()
+        assert model.backend is not None and model.backend.num_threads == expected
+        model.stop()
+    with pytest.raises(ValueError, match="threads >= 0"):
+        DRModel("m", model_dir=tflite_dir, backend="litert", threads=-1, limits=Limits())
+
+
 def test_rejects_a_batch_of_the_wrong_shape(backend: LiteRTBackend) -> None:
     with pytest.raises(ValueError, match=r"\[N, 224, 224, 3\]"):
         backend.predict(np.zeros((1, 128, 128, 3), dtype=np.float32))
