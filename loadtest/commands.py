@@ -99,6 +99,13 @@ def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
         help="--local: the predictors' arithmetic (int8: model.int8.tflite with LiteRT; bf16: the SavedModel "
         "in oneDNN's bfloat16 mode)",
     )
+    where.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="--local: the predictors' threads per model call (serve --threads; containers: DR_THREADS); 0 "
+        "sizes each by its CPUs, the pinned cores of a process or the CPU limit of a container (default 0)",
+    )
     where.add_argument("--model", default="mobilenet", help="model name served at --url")
     sending = parser.add_argument_group("requests")
     sending.add_argument(

@@ -331,6 +331,7 @@ class ContainerFleet:
         default_profile: str = "2Gi",
         pull_mb_per_s: float = DEFAULT_PULL_MB_PER_S,
         precision: str = "fp32",
+        threads: int = 0,
         run_id: str = "",
     ) -> None:
         from dr_image import images as image_tools
@@ -343,6 +344,8 @@ class ContainerFleet:
         self.log_dir = Path(log_dir) if log_dir is not None else None
         self.pull_mb_per_s = pull_mb_per_s
         self.precision = precision
+        #: ``DR_THREADS`` of every predictor; 0 leaves it unset (sized by the container's CPU limit).
+        self.threads = threads
         #: Every container's ``dr-serving.lab`` label value (``new_run_id`` unless given).
         self.run_id = run_id or new_run_id()
         self.containers: dict[str, LabContainer] = {}
@@ -404,18 +407,20 @@ class ContainerFleet:
             raise DockerUnavailable(problem)
 
     def container_env(self, pool: EmulatedPool, model: str, container: LabContainer) -> dict[str, str]:
-        """The predictor's environment in ``container``: the pool's labels, its threads, the precision."""
+        """The predictor's environment in ``container``: the pool's labels, the precision, the threads.
+
+        As in the chart, nothing sets thread variables: the predictor sizes its threads by the container's CPU
+        limit (``serving.cpus``) unless ``threads`` asks for a count (``DR_THREADS``).
+        """
         env = pool.env(model=model)
-        env.pop("OMP_NUM_THREADS", None)
-        threads = str(max(1, round(container.cpus)))
         env.update(
             DR_MEMORY_PROFILE=container.memory_profile,
-            OMP_NUM_THREADS=threads,
-            TF_NUM_INTRAOP_THREADS=threads,
             DR_NODE_NAME="docker-host",
             DR_POD_NAME=container.name,
             DR_PRECISION=self.precision,
         )
+        if self.threads:
+            env["DR_THREADS"] = str(self.threads)
         return env
 
     def _create(self, pool: EmulatedPool, model: str, container: LabContainer) -> None:

@@ -73,21 +73,16 @@ class EmulatedPool:
         """The same pool labelled with a memory size (a label only: see the module docstring)."""
         return replace(self, name=f"{self.name}-{size}", memory_profile=size)
 
-    @property
-    def threads(self) -> int:
-        """Threads the predictor may use: one per pinned core."""
-        return len(self.cpus)
-
     def env(self, *, model: str) -> dict[str, str]:
-        """Environment variables for the predictor (labels per docs/architecture.md, thread counts)."""
+        """Environment variables for the predictor: its labels (docs/architecture.md).
+
+        No thread variables: pinned to ``cpus``, the predictor sizes its threads by them (``serving.cpus``).
+        """
         env = {
             "DR_POOL": self.name,
             "DR_ARCH": self.arch,
             "DR_INSTANCE_TYPE": self.stands_for,
             "DR_MODE": "local",
-            "OMP_NUM_THREADS": str(self.threads),
-            "TF_NUM_INTRAOP_THREADS": str(self.threads),
-            "TF_NUM_INTEROP_THREADS": "1",
         }
         if self.memory_profile:
             env["DR_MEMORY_PROFILE"] = self.memory_profile

@@ -69,6 +69,7 @@ def run_campaign(spec: CampaignSpec) -> Path:
                     log_dir=run_dir,
                     pull_mb_per_s=local.pull_mb_per_s,
                     precision=local.precision,
+                    threads=local.threads,
                     run_id=local.run_id,
                 )
                 environment_label = ENVIRONMENT.removesuffix(")") + ", docker containers)"
@@ -106,6 +107,7 @@ def run_campaign(spec: CampaignSpec) -> Path:
         if isinstance(spec.targets, LocalTargets):
             campaign.settings["backend"] = spec.targets.backend
             campaign.settings["precision"] = spec.targets.precision
+            campaign.settings["threads"] = spec.targets.threads or "auto"
         exporter_port = campaign.exporter.serve()
         campaign.say(f"lab exporter: http://127.0.0.1:{exporter_port}/metrics")
         local = environment_label != "cluster"

@@ -70,6 +70,9 @@ class LocalTargets:
     containers run their image's backend, chosen with ``flavour``)."""
     precision: Literal["fp32", "int8", "bf16"] = "fp32"
     """The predictors' ``--precision`` (containers: ``DR_PRECISION``)."""
+    threads: int = 0
+    """The predictors' ``--threads`` (containers: ``DR_THREADS``); 0: each sizes itself by its CPUs (the
+    pinned cores of a process, the CPU limit of a container), as in a pod."""
     run_id: str = ""
     """Docker runtime: the ``dr-serving.lab`` label of the run's containers (empty: the fleet draws one). The
     launching process sets it, so it can remove them however the campaign ends."""
@@ -136,7 +139,8 @@ class LocalTargets:
 
     def serve_args(self) -> tuple[str, ...]:
         """The flags every local predictor process gets (``dr-serving serve``)."""
-        return ("--backend", self.backend, "--precision", self.precision)
+        threads = ("--threads", str(self.threads)) if self.threads else ()
+        return ("--backend", self.backend, "--precision", self.precision, *threads)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -272,6 +276,7 @@ class CampaignSpec:
                 pull_mb_per_s=ns.pull_bandwidth,
                 backend=ns.backend,
                 precision=ns.precision,
+                threads=ns.threads,
             )
         return cls(
             scenario=options_from_dict(ns.scenario, vars(ns)),

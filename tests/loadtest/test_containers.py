@@ -88,6 +88,11 @@ def test_precision_picks_the_image_that_runs_it_and_reaches_the_predictor(
     assert container.flavour == flavour
     env = fleet.container_env(pool, model, container)
     assert env["DR_PRECISION"] == precision and env["DR_POOL"] == pool.name
+    # As in the chart: the predictor sizes its threads by the CPU limit unless --threads asks for a count.
+    variables = {"OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "DR_THREADS"}
+    assert not variables & env.keys()
+    counted = ContainerFleet({"m": tmp_path}, [pool], precision=precision, threads=1)
+    assert counted.container_env(pool, model, container)["DR_THREADS"] == "1"
 
 
 @pytest.mark.skipif(ARM64_EMULATED not in ALL_POOLS, reason="an arm64 host has no emulated pool")

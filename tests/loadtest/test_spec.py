@@ -178,6 +178,8 @@ def test_backend_and_precision_flags_become_the_predictors_flags() -> None:
     assert spec.targets == LocalTargets(backend="litert", precision="int8")
     assert spec.targets.serve_args() == ("--backend", "litert", "--precision", "int8")
     assert LocalTargets().serve_args() == ("--backend", "auto", "--precision", "fp32")
+    threads = _spec("warm-up", "--threads", "1").targets
+    assert threads.serve_args() == ("--backend", "auto", "--precision", "fp32", "--threads", "1")
     assert CampaignSpec.from_json(spec.to_json()) == spec
 
 

@@ -49,6 +49,7 @@ def test_summary_describes_the_run(warm_up_run: Path) -> None:
         "runtime": "process",
         "backend": "auto",
         "precision": "fp32",
+        "threads": "auto",
         "requests": 6,
         "interval_s": 0.05,
         "discard": 1,
@@ -61,6 +62,36 @@ def test_summary_describes_the_run(warm_up_run: Path) -> None:
         assert group["client_ms"]["count"] == 6
         assert group["server_prediction_ms"]["p50"] <= group["client_ms"]["p50"]
     assert [t["pool"] for t in summary["targets"]] == list(DEFAULT_POOLS)
+
+
+def test_each_pools_predictor_sizes_its_threads_by_its_pinned_cores(warm_up_run: Path) -> None:
+    """No thread variables reach the predictors: each counts the cores it is pinned to, as a pod its limit."""
+    for name, pool in DEFAULT_POOLS.items():
+        log = (warm_up_run / f"predictor-mobilenet-{name}.log").read_text()
+        count = len(pool.cpus)
+        assert f" on {count} CPU thread{'s' if count > 1 else ''} in " in log, log[-2000:]
+
+
+def test_the_threads_flag_reaches_every_predictor(quick_run, mobilenet_dir: Path, tmp_path: Path) -> None:
+    """``lab run --threads 1`` gives a predictor on every core of the machine one thread per model call."""
+    pool = next(iter(DEFAULT_POOLS))
+    run_dir = quick_run(
+        "warm-up",
+        "--local",
+        "--model-dir",
+        f"mobilenet={mobilenet_dir}",
+        "--pools",
+        pool,
+        "--threads",
+        "1",
+        "--requests",
+        "2",
+        "--interval",
+        "0",
+        out=tmp_path,
+    )
+    assert " on 1 CPU thread in " in (run_dir / f"predictor-mobilenet-{pool}.log").read_text()
+    assert json.loads((run_dir / "summary.json").read_text())["settings"]["threads"] == 1
 
 
 def test_locust_stats_and_prometheus_answers_are_kept(warm_up_run: Path) -> None:
