@@ -78,9 +78,11 @@ class LocalTargets:
     launching process sets it, so it can remove them however the campaign ends."""
 
     def check(self) -> None:
-        """Known pools for the runtime, valid memory sizes and existing model folders."""
+        """Known pools for the runtime, valid memory sizes, a thread count and existing model folders."""
         from loadtest.emulation import ALL_POOLS
 
+        if not 0 <= self.threads <= 256:
+            raise UsageError(f"--threads expects 0 (automatic) to 256, got {self.threads!r}.")
         unknown = [p for p in self.pools if p not in ALL_POOLS]
         if unknown:
             raise UsageError(f"Unknown emulated pool(s) {unknown!r}; choose from {sorted(ALL_POOLS)!r}.")

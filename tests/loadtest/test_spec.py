@@ -163,6 +163,10 @@ def test_check_rejects_what_cannot_work(tmp_path: Path) -> None:
             images=ImageSpec(folder=tmp_path / "none"),
         ).check()
     CampaignSpec(scenario=WarmUpOptions(), targets=LocalTargets(models={"m": tmp_path})).check()
+    with pytest.raises(UsageError, match=r"--threads expects 0 \(automatic\) to 256, got -1"):
+        CampaignSpec(
+            scenario=WarmUpOptions(), targets=LocalTargets(models={"m": tmp_path}, threads=-1)
+        ).check()
     with pytest.raises(UsageError, match="--workers must be 0"):
         CampaignSpec(scenario=WarmUpOptions(), targets=UrlTarget(url="http://x:1"), workers=-1).check()
     with pytest.raises(UsageError, match="External workers need"):
