@@ -95,8 +95,10 @@ LABEL org.opencontainers.image.title="dr-serving (${FLAVOUR})" \
       org.opencontainers.image.licenses="Apache-2.0" \
       io.dr-serving.flavour="${FLAVOUR}"
 # HOME and KERAS_HOME point at /tmp: the only writable place when the root file system is read-only.
-# glibc gives freed memory back to the system: blocks from 128 KiB are mmap-ed (unmapped when freed) and the heap
-# is trimmed once 128 KiB at its top are free, so a large request no longer leaves the pod's RSS high.
+# glibc gives freed memory back to the system: blocks from 4 MiB (a large photo's pixels, a JSON body) are mmap-ed
+# and unmapped when freed, and the heap is trimmed once 128 KiB at its top are free, so a large request does not
+# leave the pod's RSS high. Smaller blocks (a 448 px photo, the model's tensors) are reused from the heap: at 128 KiB
+# every request mapped and faulted them in afresh: a fifth fewer answers per second (README, Memory).
 ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     LANG=C.UTF-8 \
     PYTHONUNBUFFERED=1 \
@@ -104,7 +106,7 @@ ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/
     HOME=/tmp \
     KERAS_HOME=/tmp/.keras \
     TF_CPP_MIN_LOG_LEVEL=1 \
-    MALLOC_MMAP_THRESHOLD_=131072 \
+    MALLOC_MMAP_THRESHOLD_=4194304 \
     MALLOC_TRIM_THRESHOLD_=131072
 
 COPY --from=build /stage/ /

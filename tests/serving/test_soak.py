@@ -37,7 +37,11 @@ SECONDS = float(os.environ.get("DR_SOAK_SECONDS", "120"))
 CLIENTS = int(os.environ.get("DR_SOAK_CLIENTS", "64"))
 RUNS = Path(__file__).resolve().parents[2] / "runs"
 #: glibc returns freed memory to the OS (issue 11 finding 7); the image sets the same.
-MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131072", "MALLOC_ARENA_MAX": "2"}
+MALLOC_ENV = {
+    "MALLOC_MMAP_THRESHOLD_": "4194304",
+    "MALLOC_TRIM_THRESHOLD_": "131072",
+    "MALLOC_ARENA_MAX": "2",
+}
 
 
 @pytest.fixture(scope="module")
