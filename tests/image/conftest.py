@@ -18,6 +18,15 @@ import pytest
 from dr_image import images
 from dr_image.containers import Container, docker
 
+#: The glibc memory settings the image sets (Dockerfile ENV; README, Memory is bounded by design).
+MALLOC = {"MALLOC_MMAP_THRESHOLD_": "4194304", "MALLOC_TRIM_THRESHOLD_": "131072"}
+
+
+def process_status(container: Container) -> dict[str, str]:
+    """``/proc/1/status`` of the server process in a running ``container``: field → value (e.g. ``VmRSS``)."""
+    status = docker("exec", container.name, "cat", "/proc/1/status").stdout
+    return {key: value.strip() for key, _, value in (line.partition(":") for line in status.splitlines())}
+
 
 def python_in(image: str, code: str) -> subprocess.CompletedProcess[str]:
     """``python -c code`` in a throwaway container of ``image`` (entrypoint replaced); the finished run."""

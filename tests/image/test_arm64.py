@@ -20,6 +20,7 @@ from dr_image import multiarch
 from dr_image.containers import ROOT, USER, Container, docker
 from serving.launcher import free_port
 from serving.zoo.synthetic import encode_image, make_fundus_image
+from tests.image.conftest import process_status
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -74,9 +75,7 @@ def test_arm64_images_carry_arm64_in_their_config(images_module: ModuleType, arm
 def test_arm64_lite_runs_read_only_as_10001_and_reports_aarch64(arm64_lite: Container) -> None:
     machine = docker("exec", arm64_lite.name, "python", "-c", "import platform; print(platform.machine())")
     assert machine.stdout.strip() == "aarch64"
-    status = docker("exec", arm64_lite.name, "cat", "/proc/1/status").stdout
-    uids = next(line.split()[1:] for line in status.splitlines() if line.startswith("Uid:"))
-    assert set(uids) == {USER.split(":")[0]}
+    assert set(process_status(arm64_lite)["Uid"].split()) == {USER.split(":")[0]}
     write = docker("exec", arm64_lite.name, "python", "-c", "open('/opt/probe', 'w')", check=False)
     assert "Read-only file system" in write.stderr
     metrics = httpx.get(f"{arm64_lite.url}/metrics", timeout=30).text

@@ -15,6 +15,7 @@ from pathlib import PurePosixPath
 import pytest
 
 from dr_image.containers import USER, docker
+from tests.image.conftest import MALLOC
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -26,7 +27,6 @@ FORBIDDEN = {
     "perl", "openssl",
 }  # fmt: skip
 BIN_DIRS = ("bin", "sbin", "usr/bin", "usr/sbin", "usr/local/bin", "usr/local/sbin", "opt/venv/bin")
-MALLOC = {"MALLOC_MMAP_THRESHOLD_": "4194304", "MALLOC_TRIM_THRESHOLD_": "131072"}
 
 
 @dataclass

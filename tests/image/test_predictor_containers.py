@@ -17,7 +17,7 @@ from dr_image.containers import Container, docker
 from serving.client import build_request
 from serving.metadata import DEFAULT_CLASS_NAMES
 from serving.zoo.synthetic import encode_image, make_fundus_image
-from tests.image.conftest import python_in
+from tests.image.conftest import MALLOC, process_status, python_in
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -70,11 +70,9 @@ def test_metrics_count_predictions_with_the_backend_label(running: Container, fu
 
 
 def test_runs_as_uid_10001_on_a_read_only_root(running: Container) -> None:
-    status = docker("exec", running.name, "cat", "/proc/1/status").stdout
-    uids = next(line.split()[1:] for line in status.splitlines() if line.startswith("Uid:"))
-    gids = next(line.split()[1:] for line in status.splitlines() if line.startswith("Gid:"))
-    assert set(uids) == {"10001"}
-    assert set(gids) == {"10001"}
+    status = process_status(running)
+    assert set(status["Uid"].split()) == {"10001"}
+    assert set(status["Gid"].split()) == {"10001"}
     write = docker("exec", running.name, "python", "-c", "open('/opt/probe', 'w')", check=False)
     assert write.returncode != 0
     assert "Read-only file system" in write.stderr
@@ -292,8 +290,7 @@ def test_image_has_no_compilers_installers_or_caches(built_images: dict[str, str
 
 def test_server_process_has_the_glibc_memory_settings(running: Container) -> None:
     environ = docker("exec", running.name, "cat", "/proc/1/environ").stdout.split("\0")
-    assert "MALLOC_MMAP_THRESHOLD_=4194304" in environ
-    assert "MALLOC_TRIM_THRESHOLD_=131072" in environ
+    assert {f"{key}={value}" for key, value in MALLOC.items()} <= set(environ)
 
 
 @pytest.fixture(scope="module")
@@ -304,8 +301,7 @@ def large_png() -> bytes:
 
 
 def _rss_mib(container: Container) -> float:
-    status = docker("exec", container.name, "cat", "/proc/1/status").stdout
-    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))) / 1024
+    return int(process_status(container)["VmRSS"].split()[0]) / 1024  # "123456 kB"
 
 
 def test_large_photos_leave_no_memory_behind(
