@@ -80,9 +80,10 @@ class LocalTargets:
     def check(self) -> None:
         """Known pools for the runtime, valid memory sizes, a thread count and existing model folders."""
         from loadtest.emulation import ALL_POOLS
+        from serving.cpus import MAX_THREADS
 
-        if not 0 <= self.threads <= 256:
-            raise UsageError(f"--threads expects 0 (automatic) to 256, got {self.threads!r}.")
+        if not 0 <= self.threads <= MAX_THREADS:
+            raise UsageError(f"--threads expects 0 (automatic) to {MAX_THREADS}, got {self.threads!r}.")
         unknown = [p for p in self.pools if p not in ALL_POOLS]
         if unknown:
             raise UsageError(f"Unknown emulated pool(s) {unknown!r}; choose from {sorted(ALL_POOLS)!r}.")

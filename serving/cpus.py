@@ -11,7 +11,10 @@ import math
 import os
 from pathlib import Path
 
-__all__ = ["available_cpus", "cgroup_cpu_limit", "schedulable_cpus", "thread_count"]
+__all__ = ["MAX_THREADS", "available_cpus", "cgroup_cpu_limit", "schedulable_cpus", "thread_count"]
+
+#: The most threads per model call ``--threads`` accepts (the chart's schema says the same).
+MAX_THREADS = 256
 
 #: Where the CFS quota is read from: cgroup v2's ``cpu.max``, then cgroup v1's quota and period (two mounts).
 _QUOTA_FILES: tuple[tuple[Path, Path | None], ...] = (

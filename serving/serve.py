@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from serving.backends import PRECISIONS
+from serving.cpus import MAX_THREADS
 from serving.gradability import DEFAULT_POLICY, policy_from_env
 from serving.limits import ENVIRONMENT, Limits, env_number
 from serving.metadata import ModelMetadata
@@ -124,7 +125,7 @@ class ServeConfig:
             raise ConfigError(str(exc)) from exc
         micro_batch = _number(getattr(args, "micro_batch", None), env, "DR_MICRO_BATCH", 0, 256, integer=True)
         wait_ms = _number(getattr(args, "micro_batch_wait_ms", None), env, "DR_MICRO_BATCH_WAIT_MS", 0, 1000)
-        threads = _number(getattr(args, "threads", None), env, THREADS_ENV, 0, 256, integer=True)
+        threads = _number(getattr(args, "threads", None), env, THREADS_ENV, 0, MAX_THREADS, integer=True)
         request_log = _choice(getattr(args, "request_log", None), env, REQUEST_LOG_ENV, ("on", "off"), "on")
         return cls(
             model_dir=model_dir,
