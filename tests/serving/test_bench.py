@@ -21,6 +21,7 @@ from serving.bench import (
     served_base,
 )
 from serving.cpu_features import this_cpu
+from tests.serving.conftest import INT8_CHECK_SAMPLES
 
 
 def test_percentile_interpolates() -> None:
@@ -108,7 +109,7 @@ def test_a_short_run_measures_every_variant_bare_served_and_under_load(
 ) -> None:
     out = tmp_path / "bench.json"
     argv = ["bench", "--models", "mobilenet", "--model-root", str(mobilenet_int8_dir.parent)]
-    argv += ["--requests", "3", "--warmup", "1", "--connections", "1,2", "--seconds", "1"]
+    argv += ["--requests", "3", "--warmup", "1", "--connections", "1,16", "--seconds", "1"]
     argv += ["--micro-batch-rounds", "1", "--gradability", "flag"]
     assert main([*argv, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
@@ -148,7 +149,7 @@ def test_a_short_run_measures_every_variant_bare_served_and_under_load(
     assert set(mobilenet["served"]) == {v for v in SERVED_VARIANTS if served_base(v) not in skipped}
     for served in mobilenet["served"].values():
         assert 0 < served["prediction_ms_p50"] <= served["end_to_end_ms"]["p50"]
-        assert [row["connections"] for row in served["load"]] == [1, 2]
+        assert [row["connections"] for row in served["load"]] == [1, 16]
         assert all(row["requests"] > 0 and row["errors"] == 0 for row in served["load"])
         # Where the time goes: the server's CPU per answer and the phases its X-DR headers report.
         assert all(row["server_cpu_ms_per_request"] > 0 for row in served["load"])
@@ -168,15 +169,38 @@ def test_a_short_run_measures_every_variant_bare_served_and_under_load(
         rows = list(csv.DictReader(handle))
     assert len(rows) == 2 * len(mobilenet["served"])
     assert {"per_second", "over_offline", "errors"} <= set(rows[0])
+    cores = results["machine"]["schedulable_cpus"]
+    assert cores == len(os.sched_getaffinity(0))
     for row in rows:
         model_cpu = mobilenet["bare"][served_base(row["variant"])]["cpu_ms_per_call"]
         expected = model_cpu / float(row["server_cpu_ms"])
         assert float(row["model_cpu_share"]) == pytest.approx(expected, abs=1e-3)
+        # The load generator's CPU is measured, and with the server's bounds served ÷ offline.
+        assert float(row["load_cpu_ms"]) > 0
+        offline_ms = mobilenet["bare"][served_base(row["variant"])]["mean_ms"]
+        bound = cores * offline_ms / (float(row["server_cpu_ms"]) + float(row["load_cpu_ms"]))
+        assert float(row["cpu_ceiling"]) == pytest.approx(bound, abs=2e-3)
+    # Every target has a verdict, in the JSON, the CSV and the printed table.
+    verdicts = results["verdicts"]
+    with out.with_name("bench-targets.csv").open() as handle:
+        assert [row["verdict"] for row in csv.DictReader(handle)] == [row["verdict"] for row in verdicts]
+    targets = {(row["target"], row["variant"]): row for row in verdicts}
+    assert targets[("bare int8 ÷ LiteRT fp32", "litert-int8")]["required"] == "≤ 0.45"
+    # The fixture's guard checked fewer photos than the 200: not a met guard.
+    guard = targets[("int8 accuracy guard: grade / referable agreement", "litert-int8")]
+    assert guard["measured"].endswith(f" on {INT8_CHECK_SAMPLES}") and guard["verdict"] == "missed"
+    assert ("served end to end, speed-up over naive", "litert-int8") in targets
+    for variant in mobilenet["served"]:
+        assert targets[("errors at 64 connections", variant)]["verdict"] == "not measured (no run at 64)"
+        sixteen = targets[("16 connections ÷ offline batch-1", variant)]
+        assert sixteen["verdict"] in ("met", "met against its CPU ceiling", "missed")
+        assert sixteen["of_ceiling"] == pytest.approx(sixteen["measured"] / sixteen["cpu_ceiling"], abs=2e-3)
+    assert "the speed issue's targets in this run" in printed
     with out.with_name("bench-served_batching.csv").open() as handle:
         batching = list(csv.DictReader(handle))
     assert [(row["variant"], row["connections"]) for row in batching] == [
         ("tf-fp32+batch", "1"),
-        ("tf-fp32+batch", "2"),
+        ("tf-fp32+batch", "16"),
     ]
     assert all(float(row["gain"]) > 0 for row in batching)
     for plot in ("bench-bare.png", "bench-load.png"):
