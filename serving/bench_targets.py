@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from serving.zoo.quantize import Agreement, Guard
+
 __all__ = ["CEILING_MIN", "TARGETS", "cpu_ceiling", "verdicts"]
 
 #: The issue's targets (recorded in the bench's JSON as they are).
@@ -33,8 +35,8 @@ TARGETS = {
 }
 #: Share of its CPU ceiling (when under 1) a load row below ``load16_over_offline_min`` must reach.
 CEILING_MIN = 0.8
-#: The accuracy guard an int8 file must have met (``serving.zoo.quantize``'s defaults and the issue's).
-GUARD_GRADE_MIN, GUARD_REFERABLE_MIN, GUARD_SAMPLES_MIN = 0.99, 0.995, 200
+#: The accuracy guard an int8 file must have met (the conversion's), on at least the issue's 200 photos.
+_GUARD, _GUARD_SAMPLES_MIN = Guard(), 200
 _LOAD_CONNECTIONS, _ERROR_CONNECTIONS = 16, 64
 _INT8_BARE_MAX = {
     "mobilenet": TARGETS["mobilenet_int8_over_fp32_max"],
@@ -114,12 +116,18 @@ def _int8_bare(model: str, bare: list[dict[str, Any]], limit: float, *, int8_dot
 
 def _guard(model: str, guard: dict[str, Any] | None) -> dict[str, Any]:
     target = "int8 accuracy guard: grade / referable agreement"
-    required = f"≥ {GUARD_GRADE_MIN} / ≥ {GUARD_REFERABLE_MIN} on ≥ {GUARD_SAMPLES_MIN} photos"
+    required = f"{_GUARD.describe()} on ≥ {_GUARD_SAMPLES_MIN} photos"
     if not guard or guard.get("grade_agreement") is None:
         return _row(model, target, "litert-int8", None, required, "not measured (no int8 file)")
-    grade, referable, samples = guard["grade_agreement"], guard["referable_agreement"], guard["check_samples"]
-    ok = grade >= GUARD_GRADE_MIN and referable >= GUARD_REFERABLE_MIN and samples >= GUARD_SAMPLES_MIN
-    measured = f"{grade:.4f} / {referable:.4f} on {samples}"
+    agreement = Agreement(
+        samples=guard["check_samples"],
+        grade_agreement=guard["grade_agreement"],
+        referable_agreement=guard["referable_agreement"],
+        # Unrecorded: NaN, which no guard accepts.
+        max_abs_diff=float(guard.get("max_abs_diff", "nan")),
+    )
+    ok = agreement.meets(_GUARD) and agreement.samples >= _GUARD_SAMPLES_MIN
+    measured = f"{agreement.grade_agreement:.4f} / {agreement.referable_agreement:.4f} on {agreement.samples}"
     return _row(model, target, "litert-int8", measured, required, _met(ok))
 
 
