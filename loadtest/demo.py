@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -81,7 +82,8 @@ def run_demo(
         train_synthetic=train_synthetic,
         epochs=epochs,
         seed=seed,
-        verbose=1,
+        # Live bars on a terminal; one line per epoch in a log (as ``dr-serving model build``).
+        verbose=1 if sys.stdout.isatty() else 2,
     )
     if not _ready_for(backend, model_dir, console):
         return 1

@@ -68,7 +68,8 @@ def synthetic_pixels(
     height, width = metadata.input_size
     pixels = np.empty((n, height, width, 3), dtype=np.uint8)
     grades = np.empty((n,), dtype=np.int64)
-    progress = keras.utils.Progbar(n, verbose=1 if verbose else 0, unit_name="image")
+    # Keras's own modes: 1 a live bar, 2 one line when done (for logs), 0 nothing.
+    progress = keras.utils.Progbar(n, verbose=verbose, unit_name="image")
     for index, (image, grade) in enumerate(make_dataset(n, size=photo_size, seed=seed)):
         pixels[index] = preprocess.prepare_pixels(image, metadata)
         grades[index] = grade

@@ -65,6 +65,16 @@ def test_synthetic_pixels_are_prepared_like_the_server_does() -> None:
     assert pixels[:, 0, 0].max() < 20 and pixels[:, 32, 32, 0].min() > 40
 
 
+@pytest.mark.parametrize(("verbose", "lines"), [(0, 0), (2, 1)], ids=["silent", "one-line-for-logs"])
+def test_synthetic_pixels_progress_follows_keras_verbosity(
+    verbose: int, lines: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    metadata = ModelMetadata(input=InputInfo(height=64, width=64))
+    synthetic_pixels(3, metadata=metadata, seed=3, photo_size=128, verbose=verbose)
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert len(printed) == lines and all(line.startswith("3/3 ") for line in printed)
+
+
 def test_training_changes_weights_and_reports_accuracy() -> None:
     metadata = ModelMetadata(input=InputInfo(height=64, width=64))
     model = build_keras_model("mobilenet", input_size=64, seed=1)
