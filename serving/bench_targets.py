@@ -12,9 +12,9 @@ ms per answer)``, the ``cpu_ceiling`` of a load row. When the server spends seve
 CPU on each answer (photo decode, disc crop, the ungradable-photo gate, HTTP), as the LiteRT backends'
 servers do, the ceiling is under 1, and under 0.8 the ratio as written cannot be met on that machine. The
 issue's 0.8 is then read as 0.8 of what these CPUs allow, ``0.8 × min(1, cpu_ceiling)``: a row below 0.8
-whose ceiling is below 1 is **met against its CPU ceiling** when it reaches ≥ 0.8 of the ceiling (nothing
-is lost to waiting, queues or locks; only less CPU per answer could raise it). ``measured`` is always the
-ratio as the issue writes it, and a row whose ceiling is 1 or more must meet 0.8 itself.
+whose ceiling is below 1 is **met against its CPU ceiling** when it reaches ≥ 0.8 of the ceiling (at most a
+fifth of the CPUs left idle by the server; the rest of the gap to 0.8 is CPU work per answer). ``measured``
+is always the ratio as the issue writes it, and a row whose ceiling is 1 or more must meet 0.8 itself.
 """
 
 from __future__ import annotations
