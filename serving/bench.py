@@ -96,7 +96,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``dr-serving bench``."""
     parser = subparsers.add_parser(
         "bench",
-        help="Measure naive/TF/LiteRT fp32/int8 bare, served and under load, against the machine's peak.",
+        help="Measure naive/TF/LiteRT fp32/int8 bare, served and under load, against the machine's peak, "
+        "and give the speed targets' verdicts.",
         description=__doc__.splitlines()[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -129,7 +130,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="Ungradable-photo gate of the served variants (default: the server's, reject); 'off' shows what "
         "the gate costs under load.",
     )
-    parser.add_argument("--out", help="JSON file to write (default: runs/bench-<UTC time>.json).")
+    parser.add_argument(
+        "--out",
+        help="JSON file to write, with one CSV per table and the plots beside it "
+        "(default: runs/bench-<UTC time>.json).",
+    )
     parser.set_defaults(func=run)
     # `dr-serving bench cold-start`: the start-up measurement next to the throughput one (serving.coldstart;
     # `dr-serving cold-start` stays its alias). Without a measurement name, bench runs as before.
