@@ -57,6 +57,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dr_cli.help import DefaultsHelpFormatter
 from serving.bench_targets import CEILING_MIN, TARGETS, cpu_ceiling, verdicts
 from serving.bench_variants import BARE_VARIANTS, SERVED_VARIANTS, served_base
 from serving.client import HEADER_PREDICTION_MS
@@ -99,7 +100,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="Measure naive/TF/LiteRT fp32/int8 bare, served and under load, against the machine's peak, "
         "and give the speed targets' verdicts.",
         description=__doc__.splitlines()[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     parser.add_argument("--models", default="mobilenet,vgg19", help="Comma-separated architectures.")
     parser.add_argument("--requests", type=int, default=50, help="Timed calls per measurement.")

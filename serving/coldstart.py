@@ -25,6 +25,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from dr_cli.help import DefaultsHelpFormatter
+
 __all__ = ["PHASES", "import_profile", "measure_once", "register", "run"]
 
 #: (name, start mark, end mark) of each phase; marks are Unix times.
@@ -175,7 +177,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "cold-start",
         help="Measure a predictor's start (spawn to first answer) per backend, with an import profile.",
         description=__doc__.splitlines()[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     parser.add_argument(
         "--model-dir", default="models/mobilenet", help="Model folder (SavedModel and/or tflite)."

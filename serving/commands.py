@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import fields
 
+from dr_cli.help import DefaultsHelpFormatter
+
 __all__ = ["register", "run"]
 
 #: Help for each limit flag (the flag is the field name with dashes; the variable is ``limits.ENVIRONMENT``).
@@ -38,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         parents=[model_server.parser],
         help="Serve a DR model with KServe (V1, V2, SageMaker routes) on one HTTP port.",
         description="Serve a DR classifier with the KServe model server; KServe's own flags work too.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     group = parser.add_argument_group("dr-serving")
     group.add_argument(

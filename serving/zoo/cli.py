@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from dr_cli.errors import CliError
+from dr_cli.help import DefaultsHelpFormatter
 from dr_cli.types import positive_int
 from serving.metadata import METADATA_FILENAME, ModelMetadata
 from serving.zoo import ARCHITECTURES, DEFAULT_EPOCHS, DEFAULT_SEED, build_model
@@ -149,7 +150,7 @@ def _register_train(model_subparsers: argparse._SubParsersAction) -> None:
             "(with data, split, recipe and evaluation), evaluation.json/.md, roc.png and confusion.png; "
             "a run started again with the same data and recipe resumes after its last finished epoch."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     train.add_argument("--data", required=True, type=Path, metavar="DIR", help="labelled photos")
     train.add_argument("--out", required=True, type=Path, metavar="DIR", help="model directory to write")
