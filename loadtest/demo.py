@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -74,7 +73,7 @@ def run_demo(
     )
     # TensorFlow's C++ info lines (oneDNN, CPU features, SavedModel reader) would bury the demo's own.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from serving.zoo import build_model
+    from serving.zoo import build_model, console_verbosity
 
     build_model(
         "mobilenet",
@@ -82,8 +81,7 @@ def run_demo(
         train_synthetic=train_synthetic,
         epochs=epochs,
         seed=seed,
-        # Live bars on a terminal; one line per epoch in a log (as ``dr-serving model build``).
-        verbose=1 if sys.stdout.isatty() else 2,
+        verbose=console_verbosity(),
     )
     if not _ready_for(backend, model_dir, console):
         return 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,12 +24,24 @@ from serving.metadata import ModelMetadata, WeightsInfo
 from serving.zoo.architectures import ARCHITECTURES, get_architecture
 from serving.zoo.synthetic import GENERATOR_VERSION
 
-__all__ = ["ARCHITECTURES", "build_model", "compatible_model", "describe_training", "planned_metadata"]
+__all__ = [
+    "ARCHITECTURES",
+    "build_model",
+    "compatible_model",
+    "console_verbosity",
+    "describe_training",
+    "planned_metadata",
+]
 
 #: Epochs of synthetic training when not given.
 DEFAULT_EPOCHS = 3
 #: Seed when not given.
 DEFAULT_SEED = 0
+
+
+def console_verbosity() -> int:
+    """Keras progress for our stdout: 1 (live bars) on a terminal, 2 (a line per epoch) in a log."""
+    return 1 if sys.stdout.isatty() else 2
 
 
 def describe_training(

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from dr_cli.errors import CliError
 from dr_cli.help import DefaultsHelpFormatter
 from dr_cli.types import positive_int
 from serving.metadata import METADATA_FILENAME, ModelMetadata
-from serving.zoo import ARCHITECTURES, DEFAULT_EPOCHS, DEFAULT_SEED, build_model
+from serving.zoo import ARCHITECTURES, DEFAULT_EPOCHS, DEFAULT_SEED, build_model, console_verbosity
 
 __all__ = ["register"]
 
@@ -127,7 +126,7 @@ def _build(args: argparse.Namespace) -> int:
             input_size=args.input_size,
             head_only=args.train_head_only,
             force=args.force,
-            verbose=1 if sys.stdout.isatty() else 2,
+            verbose=console_verbosity(),
         )
     except (OSError, ValueError, RuntimeError) as exc:
         raise CliError(f"building {args.arch!r} into {str(args.out)!r} failed: {exc}") from exc
@@ -218,9 +217,7 @@ def _train(args: argparse.Namespace) -> int:
             augment=args.augment,
             threshold=args.threshold,
         )
-        train_on_data(
-            args.data, args.out, recipe=recipe, name=args.name, verbose=1 if sys.stdout.isatty() else 2
-        )
+        train_on_data(args.data, args.out, recipe=recipe, name=args.name, verbose=console_verbosity())
     except ValueError as exc:
         raise CliError(str(exc), code=2) from exc
     except (OSError, RuntimeError) as exc:

@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 import serving.zoo
-from serving.zoo import compatible_model, describe_training, planned_metadata
+from serving.zoo import compatible_model, console_verbosity, describe_training, planned_metadata
 
 
 def test_exported_members_are_sorted_and_present() -> None:
     assert serving.zoo.__all__ == sorted(serving.zoo.__all__)
     assert all(hasattr(serving.zoo, name) for name in serving.zoo.__all__)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_live_on_a_terminal_and_one_line_per_epoch_in_a_log(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    assert console_verbosity() == 2
+    monkeypatch.setattr(sys, "stdout", _Terminal())
+    assert console_verbosity() == 1
 
 
 def test_importing_the_package_does_not_import_tensorflow() -> None:
